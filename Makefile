@@ -23,6 +23,7 @@ help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: pyproject.toml
+	scripts/host-deps.sh
 	test -x $(PY) || $(BASE_PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
@@ -54,10 +55,12 @@ collection-copy:
 
 .PHONY: sanity
 sanity: venv collection-copy ## ansible-test sanity (no ignore files)
+	PYTHON=$(PY) scripts/ansible-test-pip-bootstrap.sh
 	cd $(ANSIBLE_TEST_ROOT) && $(BIN)/ansible-test sanity --venv --python 3.11 --color no
 
 .PHONY: units
 units: venv collection-copy ## ansible-test units
+	PYTHON=$(PY) scripts/ansible-test-pip-bootstrap.sh
 	cd $(ANSIBLE_TEST_ROOT) && $(BIN)/ansible-test units --venv --python 3.11 --color no
 
 .PHONY: pytest

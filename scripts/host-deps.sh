@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Debian packages the test suite needs on the host. Installs only what is missing (fast on re-run).
+set -euo pipefail
+
+declare -A wanted=(
+  [dockerd]=docker.io
+  [debootstrap]=debootstrap
+  [shellcheck]=shellcheck
+  [dpkg-scanpackages]=dpkg-dev
+  [gpg]=gnupg
+  [ip]=iproute2
+  [curl]=curl
+)
+missing=()
+for cmd in "${!wanted[@]}"; do
+  command -v "$cmd" >/dev/null 2>&1 || missing+=("${wanted[$cmd]}")
+done
+/usr/bin/python3 -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "host-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq "${missing[@]}" >/dev/null
