@@ -75,8 +75,15 @@ molecule: venv images ## every molecule scenario (molecule/*)
 build: venv ## ansible-galaxy collection build
 	mkdir -p build && $(BIN)/ansible-galaxy collection build --force --output-path build .
 
+TEST_STAGES := lint sanity units pytest molecule build
 .PHONY: test
-test: lint sanity units pytest molecule build ## the whole test suite (what CI runs)
+test: venv images ## the whole test suite (what CI runs): every stage runs, then fails if any stage failed
+	failed=(); for stage in $(TEST_STAGES); do \
+	  start=$$(date +%s); echo "==== make $$stage"; \
+	  $(MAKE) --no-print-directory $$stage || failed+=("$$stage"); \
+	  echo "==== make $$stage: $$(( $$(date +%s) - start )) s"; \
+	done; \
+	if [ $${#failed[@]} -gt 0 ]; then echo "FAILED stages: $${failed[*]}"; exit 1; fi; echo "all stages passed"
 
 .PHONY: demo
 demo: ## deploy to a local target and serve (coming with the demo issue)

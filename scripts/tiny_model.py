@@ -29,7 +29,8 @@ SEED_TEXT = [
     "Which GPU models are available on Oracle Cloud Infrastructure?",
     "Mistral 7B Instruct is served by vLLM through an OpenAI compatible API.",
 ]
-SPECIAL_TOKENS = ["<unk>", "<s>", "</s>"]
+UNK, BOS, EOS = "<unk>", "<s>", "</s>"
+SPECIAL_TOKENS = [UNK, BOS, EOS]
 # Mistral's [INST] format, as in Mistral-7B-Instruct-v0.2 (system text is folded into the first user turn).
 CHAT_TEMPLATE = (
     "{{ bos_token }}"
@@ -53,7 +54,7 @@ def corpus_lines() -> list[str]:
 
 
 def train_tokenizer(vocab_size: int) -> PreTrainedTokenizerFast:
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok = Tokenizer(models.BPE(unk_token=UNK))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
@@ -63,16 +64,16 @@ def train_tokenizer(vocab_size: int) -> PreTrainedTokenizerFast:
         show_progress=False,
     )
     tok.train_from_iterator(corpus_lines(), trainer=trainer)
-    bos = tok.token_to_id("<s>")
+    bos = tok.token_to_id(BOS)
     # Completions get a BOS like Mistral's tokenizer adds; chat prompts carry it in the template instead.
     tok.post_processor = processors.TemplateProcessing(
-        single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", bos)]
+        single="<s> $A", pair="<s> $A <s> $B", special_tokens=[(BOS, bos)]
     )
     return PreTrainedTokenizerFast(
         tokenizer_object=tok,
-        bos_token="<s>",
-        eos_token="</s>",
-        unk_token="<unk>",
+        bos_token=BOS,
+        eos_token=EOS,
+        unk_token=UNK,
         chat_template=CHAT_TEMPLATE,
         model_max_length=2048,
         clean_up_tokenization_spaces=False,
@@ -112,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     args.outdir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(args.outdir)
     tokenizer.save_pretrained(args.outdir)
+    for path in args.outdir.iterdir():
+        path.chmod(0o644)  # safetensors writes 0600; containers may read the mounted model as another user
     digest = hashlib.sha256((args.outdir / "model.safetensors").read_bytes()).hexdigest()
     summary = {
         "outdir": str(args.outdir),

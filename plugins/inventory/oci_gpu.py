@@ -1,0 +1,301 @@
+# Copyright: contributors to the oci_gpu.vllm collection
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: oci_gpu
+short_description: OCI GPU instances, grouped by GPU family, found with a few compartment-wide list calls
+version_added: 0.1.0
+description:
+  - Lists Oracle Cloud (OCI) compute instances with GPU shapes and groups them by GPU family (C(a10), C(a100),
+    C(h100), ...), shape, region, availability domain and compartment, so C(ansible-playbook site.yml -l a10) targets
+    every A10 host.
+  - The cost does not grow with the number of hosts; per region and compartment it lists instances and VNIC attachments,
+    then private IPs per subnet in use and public IPs per compartment and availability domain, with bounded
+    concurrency. HTTP 429 and 5xx answers are retried with exponential backoff and jitter.
+  - A compartment or region that cannot be read gives a warning and the rest of the inventory.
+  - Groups C(<family>) (parent) > C(shape_<shape>) (child), so variables for a shape override those of its family;
+    also C(oci_gpu), C(region_<region>), C(ad_<availability domain>), C(compartment_<name>) (C(compartment_root) for the
+    tenancy). Unsafe characters in group names become C(_).
+  - Host variables are C(oci_*) (OCIDs, region, availability domain, shape, tags, addresses), C(gpu_family),
+    C(gpu_vendor), C(gpu_model), C(gpu_count), C(gpu_memory_gb) (per GPU), C(gpu_total_memory_gb), and C(ansible_host)
+    (public IP, else private IP). Every value read from OCI is marked unsafe, so it is never templated.
+  - Configuration files must end in C(.oci_gpu.yml) or C(.oci_gpu.yaml).
+author: oci_gpu.vllm contributors
+requirements:
+  - oci (the OCI Python SDK) on the controller
+extends_documentation_fragment:
+  - constructed
+  - inventory_cache
+options:
+  plugin:
+    description: Marks this file as a configuration of this plugin.
+    required: true
+    type: str
+    choices: [oci_gpu.vllm.oci_gpu]
+  auth_type:
+    description: C(api_key) signs with the key of an OCI config file profile; C(instance_principal) uses the identity
+      of the OCI instance running Ansible.
+    type: str
+    default: api_key
+    choices: [api_key, instance_principal]
+    env:
+      - name: OCI_AUTH_TYPE
+  config_file:
+    description: OCI config file, for I(auth_type=api_key).
+    type: path
+    default: ~/.oci/config
+    env:
+      - name: OCI_CONFIG_FILE
+  config_profile:
+    description: Profile of the OCI config file.
+    type: str
+    default: DEFAULT
+    env:
+      - name: OCI_CONFIG_PROFILE
+  tenancy:
+    description: Tenancy OCID; default from the config file or the instance principal.
+    type: str
+    env:
+      - name: OCI_TENANCY
+  regions:
+    description:
+      - Regions to list. Empty means the region of the config profile (or of the instance principal).
+      - C(all) means every region the tenancy subscribes to.
+    type: list
+    elements: str
+    default: []
+    env:
+      - name: OCI_REGIONS
+  compartments:
+    description: Compartment OCIDs to list. Empty means the tenancy (root compartment).
+    type: list
+    elements: str
+    default: []
+  compartment_subtree:
+    description: Also list every active compartment below the given ones.
+    type: bool
+    default: true
+  lifecycle_states:
+    description: Keep instances in these states only; empty keeps every state.
+    type: list
+    elements: str
+    default: [RUNNING]
+  shapes:
+    description:
+      - Keep instances whose shape matches one of these names or shell-style patterns (C(BM.GPU.*)).
+      - Empty keeps GPU shapes only (the plugin's table of known OCI GPU shapes, plus any shape OCI reports GPUs for).
+    type: list
+    elements: str
+    default: []
+  gpu_families:
+    description: Keep instances of these GPU families only (C(a10), C(a100), C(h100), ...); empty keeps all.
+    type: list
+    elements: str
+    default: []
+  freeform_tags:
+    description: Keep instances whose free-form tags have these values; a value may be a list of allowed values.
+    type: dict
+    default: {}
+  defined_tags:
+    description: "Keep instances whose defined tags match, as C({namespace: {key: value}})."
+    type: dict
+    default: {}
+  hostnames:
+    description: Inventory host name sources, first available wins; the instance OCID is the last resort and is also
+      used when a name is already taken.
+    type: list
+    elements: str
+    default: [public_ip, private_ip, display_name]
+  max_concurrency:
+    description: API calls in flight at once.
+    type: int
+    default: 8
+  max_retries:
+    description: Retries of one call answered with HTTP 429 or 5xx.
+    type: int
+    default: 6
+  retry_base_delay:
+    description: First backoff delay in seconds; doubles per retry (with jitter), at most 20 seconds.
+    type: float
+    default: 0.5
+  timeout:
+    description: Read timeout of one API call, in seconds.
+    type: float
+    default: 60
+"""
+
+EXAMPLES = r"""
+# inventory/oci/tenancy.oci_gpu.yml
+plugin: oci_gpu.vllm.oci_gpu
+regions: [all]
+compartments: [ocid1.compartment.oc1..aaaaexample]
+freeform_tags:
+  vllm: "true"
+hostnames: [private_ip, display_name]
+keyed_groups:
+  - key: oci_freeform_tags.team | default('none')
+    prefix: team
+compose:
+  ansible_user: "'ubuntu'"
+cache: true
+cache_plugin: ansible.builtin.jsonfile
+cache_connection: ~/.cache/oci_gpu_inventory
+cache_timeout: 300
+"""
+
+import re  # noqa: E402
+
+from ansible.errors import AnsibleError, AnsibleParserError  # noqa: E402
+from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable  # noqa: E402
+from ansible.utils.unsafe_proxy import wrap_var  # noqa: E402
+from ansible_collections.oci_gpu.vllm.plugins.plugin_utils._oci_gpu_fetch import (  # noqa: E402
+    FetchError,
+    FetchOptions,
+    FetchResult,
+    SdkClients,
+    fetch_inventory,
+)
+from ansible_collections.oci_gpu.vllm.plugins.plugin_utils._oci_gpu_hosts import (  # noqa: E402
+    HOSTNAME_SOURCES,
+    Filters,
+    plan_inventory,
+)
+
+_TEMPLATE_CHARS = re.compile(r"[{}]")
+
+
+def make_unsafe(value):
+    """Mark remote strings unsafe so they are never templated. Only strings with template characters need the mark,
+    and skipping the others keeps a 2,000-host inventory fast."""
+    if isinstance(value, str):
+        return wrap_var(value) if _TEMPLATE_CHARS.search(value) else value
+    if isinstance(value, dict):
+        return {make_unsafe(k): make_unsafe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [make_unsafe(v) for v in value]
+    return value
+
+
+try:
+    import oci  # noqa: F401
+
+    HAS_OCI = True
+except ImportError:
+    HAS_OCI = False
+
+
+class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
+    NAME = "oci_gpu.vllm.oci_gpu"
+
+    def __init__(self):
+        super().__init__()
+        self.clients = None  # tests inject an object with the SdkClients interface here
+        self.last_fetch: FetchResult | None = None
+
+    def verify_file(self, path):
+        return super().verify_file(path) and path.endswith((".oci_gpu.yml", ".oci_gpu.yaml"))
+
+    def parse(self, inventory, loader, path, cache=True):
+        super().parse(inventory, loader, path, cache)
+        self._read_config_data(path)
+        cache_key = self.get_cache_key(path)
+        user_cache = self.get_option("cache")
+        records = None
+        update_cache = user_cache and not cache
+        if user_cache and cache:
+            try:
+                records = self._cache[cache_key]
+            except KeyError:
+                update_cache = True
+        if records is None:
+            records = self._fetch()
+        if update_cache:
+            self._cache[cache_key] = records
+        self._populate(records)
+
+    def _fetch_options(self):
+        bad = [h for h in self.get_option("hostnames") if h not in HOSTNAME_SOURCES]
+        if bad:
+            raise AnsibleParserError(
+                "oci_gpu: unknown hostnames source(s) %s; allowed: %s" % (", ".join(bad), ", ".join(HOSTNAME_SOURCES))
+            )
+        defined = self.get_option("defined_tags")
+        if not all(isinstance(v, dict) for v in defined.values()):
+            raise AnsibleParserError("oci_gpu: defined_tags must map namespace -> {key: value}, got %r" % (defined,))
+        filters = Filters(
+            lifecycle_states=tuple(self.get_option("lifecycle_states")),
+            shapes=tuple(self.get_option("shapes")),
+            gpu_families=tuple(self.get_option("gpu_families")),
+            freeform_tags=dict(self.get_option("freeform_tags")),
+            defined_tags=dict(defined),
+        )
+        return FetchOptions(
+            regions=tuple(self.get_option("regions")),
+            compartments=tuple(self.get_option("compartments")),
+            compartment_subtree=self.get_option("compartment_subtree"),
+            filters=filters,
+            max_workers=self.get_option("max_concurrency"),
+            max_retries=self.get_option("max_retries"),
+            retry_base_delay=self.get_option("retry_base_delay"),
+        )
+
+    def _fetch(self):
+        options = self._fetch_options()
+        clients = self.clients
+        if clients is None:
+            if not HAS_OCI:
+                raise AnsibleError("oci_gpu: the 'oci' Python SDK is required on the controller (pip install oci)")
+            try:
+                clients = SdkClients(
+                    auth_type=self.get_option("auth_type"),
+                    config_file=self.get_option("config_file"),
+                    profile=self.get_option("config_profile"),
+                    region=(self.get_option("regions") or [None])[0]
+                    if "all" not in self.get_option("regions")
+                    else None,
+                    tenancy=self.get_option("tenancy"),
+                    timeout=self.get_option("timeout"),
+                )
+            except Exception as exc:
+                raise AnsibleParserError(
+                    "oci_gpu: cannot set up OCI authentication (auth_type=%s, config_file=%s, profile=%s): %s"
+                    % (
+                        self.get_option("auth_type"),
+                        self.get_option("config_file"),
+                        self.get_option("config_profile"),
+                        exc,
+                    )
+                ) from exc
+        try:
+            result = fetch_inventory(clients, options)
+        except FetchError as exc:
+            raise AnsibleParserError("oci_gpu: %s" % exc) from exc
+        self.last_fetch = result
+        for warning in result.warnings:
+            self.display.warning("oci_gpu: %s" % warning)
+        return result.records
+
+    def _populate(self, records):
+        plan = plan_inventory(records, self.get_option("hostnames"))
+        for parent, children in sorted(plan.children.items()):
+            self.inventory.add_group(parent)
+            for child in sorted(children):
+                self.inventory.add_group(child)
+                self.inventory.add_child(parent, child)
+        if plan.duplicates:
+            self.display.warning(
+                "oci_gpu: duplicate host names, named by OCID instead: %s" % ", ".join(plan.duplicates)
+            )
+        strict = self.get_option("strict")
+        for host in plan.hosts:
+            name = make_unsafe(host.name)
+            for group in host.groups:
+                self.inventory.add_group(group)
+                self.inventory.add_host(name, group=group)
+            hostvars = make_unsafe(host.hostvars)
+            for key, value in hostvars.items():
+                self.inventory.set_variable(name, key, value)
+            self._set_composite_vars(self.get_option("compose"), hostvars, name, strict=strict)
+            self._add_host_to_composed_groups(self.get_option("groups"), hostvars, name, strict=strict)
+            self._add_host_to_keyed_groups(self.get_option("keyed_groups"), hostvars, name, strict=strict)

@@ -1,0 +1,149 @@
+# Copyright: contributors to the oci_gpu.vllm collection
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+"""Pure inventory logic of oci_gpu.vllm.oci_gpu: which instances to keep, host names, groups and host variables.
+
+Works on plain instance records (dicts, see RECORD_KEYS) so it is testable without the OCI SDK or Ansible.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from typing import Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Set
+
+from ._oci_gpu_shapes import gpu_shape
+
+# What the fetch step records per instance (all plain JSON types so the inventory cache can hold them).
+RECORD_KEYS = (
+    "id", "display_name", "compartment_id", "compartment_name", "region", "availability_domain", "fault_domain",
+    "shape", "lifecycle_state", "freeform_tags", "defined_tags", "time_created", "image_id", "gpus",
+    "gpu_description", "vnic_id", "subnet_id", "hostname_label", "private_ip", "public_ip", "private_ips", "public_ips",
+)  # fmt: skip
+# Published as oci_<key>. Left out: gpus/gpu_description (gpu_count/gpu_model say it) and the all-VNIC address lists
+# (each container variable costs Ansible ~0.1 ms per host to tag; the primary VNIC's addresses are what hosts use).
+HOSTVAR_KEYS = tuple(k for k in RECORD_KEYS if k not in ("gpus", "gpu_description", "private_ips", "public_ips"))
+HOSTNAME_SOURCES = ("public_ip", "private_ip", "display_name", "hostname_label", "id")
+ALL_HOSTS_GROUP = "oci_gpu"
+_INVALID_GROUP_CHARS = re.compile(r"[^A-Za-z0-9_]")
+
+
+class Filters(NamedTuple):
+    lifecycle_states: Sequence[str] = ("RUNNING",)
+    shapes: Sequence[str] = ()  # exact names or fnmatch patterns; empty means "GPU shapes only"
+    gpu_families: Sequence[str] = ()
+    freeform_tags: Mapping[str, Any] = {}
+    defined_tags: Mapping[str, Mapping[str, Any]] = {}
+
+
+class HostEntry(NamedTuple):
+    name: str
+    groups: List[str]
+    hostvars: Dict[str, Any]
+
+
+class InventoryPlan(NamedTuple):
+    hosts: List[HostEntry]
+    children: Dict[str, Set[str]]  # parent group -> child groups
+    duplicates: List[str]  # instance ids whose preferred name was taken (named by OCID instead)
+
+
+def sanitize_group(name: str) -> str:
+    return _INVALID_GROUP_CHARS.sub("_", name)
+
+
+def _tag_matches(actual: Any, wanted: Any) -> bool:
+    allowed = wanted if isinstance(wanted, (list, tuple)) else [wanted]
+    return actual is not None and str(actual) in [str(v) for v in allowed]
+
+
+def tags_match(freeform: Mapping[str, Any], defined: Mapping[str, Mapping[str, Any]], filters: Filters) -> bool:
+    """True when every tag filter matches; a filter value may be one value or a list of allowed values."""
+    for key, wanted in filters.freeform_tags.items():
+        if not _tag_matches((freeform or {}).get(key), wanted):
+            return False
+    for namespace, keys in filters.defined_tags.items():
+        actual_ns = (defined or {}).get(namespace) or {}
+        for key, wanted in keys.items():
+            if not _tag_matches(actual_ns.get(key), wanted):
+                return False
+    return True
+
+
+def instance_selected(
+    shape: str,
+    lifecycle_state: str,
+    gpus: Optional[int],
+    gpu_description: Optional[str],
+    freeform: Mapping[str, Any],
+    defined: Mapping[str, Mapping[str, Any]],
+    filters: Filters,
+) -> bool:
+    if filters.lifecycle_states and lifecycle_state not in filters.lifecycle_states:
+        return False
+    gpu = gpu_shape(shape, gpus, gpu_description)
+    if filters.shapes:
+        if not any(fnmatch.fnmatchcase(shape, pattern) for pattern in filters.shapes):
+            return False
+    elif gpu is None:
+        return False
+    if filters.gpu_families and (gpu is None or gpu.family not in filters.gpu_families):
+        return False
+    return tags_match(freeform, defined, filters)
+
+
+def choose_hostname(record: Mapping[str, Any], preferences: Iterable[str]) -> Optional[str]:
+    for source in preferences:
+        value = record.get(source)
+        if value:
+            return str(value)
+    return None
+
+
+def host_vars(record: Mapping[str, Any]) -> Dict[str, Any]:
+    gpu = gpu_shape(record["shape"], record.get("gpus"), record.get("gpu_description"))
+    hostvars: Dict[str, Any] = {"oci_" + key: record.get(key) for key in HOSTVAR_KEYS}
+    hostvars.update(
+        gpu_family=gpu.family if gpu else None,
+        gpu_vendor=gpu.vendor if gpu else None,
+        gpu_model=gpu.model if gpu else None,
+        gpu_count=gpu.gpus if gpu else 0,
+        gpu_memory_gb=gpu.memory_gb if gpu else 0,
+        gpu_total_memory_gb=gpu.memory_gb * gpu.gpus if gpu else 0,
+    )
+    address = record.get("public_ip") or record.get("private_ip")
+    if address:
+        hostvars["ansible_host"] = address
+    return hostvars
+
+
+def plan_inventory(records: Iterable[Mapping[str, Any]], hostname_preferences: Sequence[str]) -> InventoryPlan:
+    """Host names, group memberships and variables for every record, in a stable order.
+
+    Groups: `oci_gpu` (all), the GPU family (`a10`) whose children are the shape groups (`shape_BM_GPU_A10_4`) so
+    shape group_vars override family group_vars, plus `region_*`, `ad_*` and `compartment_*`.
+    """
+    hosts: List[HostEntry] = []
+    children: Dict[str, Set[str]] = {}
+    taken: Set[str] = set()
+    duplicates: List[str] = []
+    for record in sorted(records, key=lambda r: (r.get("region") or "", r.get("display_name") or "", r["id"])):
+        name = choose_hostname(record, hostname_preferences) or record["id"]
+        if name in taken:
+            duplicates.append(record["id"])
+            name = record["id"]
+        taken.add(name)
+        hostvars = host_vars(record)
+        shape_group = "shape_" + sanitize_group(record["shape"])
+        family = hostvars["gpu_family"]
+        if family:
+            children.setdefault(sanitize_group(family), set()).add(shape_group)
+        groups = [
+            ALL_HOSTS_GROUP,
+            shape_group,
+            "region_" + sanitize_group(record.get("region") or "unknown"),
+            "ad_" + sanitize_group(record.get("availability_domain") or "unknown"),
+            "compartment_"
+            + sanitize_group(record.get("compartment_name") or record.get("compartment_id") or "unknown"),
+        ]
+        hosts.append(HostEntry(name, groups, hostvars))
+    return InventoryPlan(hosts, children, duplicates)
