@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright: contributors to the oci_gpu.vllm collection
 # Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
 """Inventory speed: oci_gpu.vllm.oci_gpu vs the naive per-host OCI call pattern, against the loopback OCI emulator.
@@ -100,7 +99,7 @@ def run_naive(harness: Harness, state: Dict[str, Any], cap: int) -> Dict[str, An
     exact_calls = {
         "ListInstances": measured_calls.get("ListInstances", 0),
         "ListVnicAttachments": len(selected),
-        "GetVnic": sum(attachments_per_instance.get(inst.id, 0) for _, inst in selected),
+        "GetVnic": sum(attachments_per_instance.get(inst.id, 0) for _region, inst in selected),
     }
     per_host = per_host_time / max(done, 1)
     return {

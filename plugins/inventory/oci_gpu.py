@@ -1,5 +1,7 @@
 # Copyright: contributors to the oci_gpu.vllm collection
-# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# or, at your option, Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+# SPDX-License-Identifier: GPL-3.0-or-later OR Apache-2.0
 from __future__ import annotations
 
 DOCUMENTATION = r"""
@@ -21,7 +23,8 @@ description:
     C(gpu_vendor), C(gpu_model), C(gpu_count), C(gpu_memory_gb) (per GPU), C(gpu_total_memory_gb), and C(ansible_host)
     (public IP, else private IP). Every value read from OCI is marked unsafe, so it is never templated.
   - Configuration files must end in C(.oci_gpu.yml) or C(.oci_gpu.yaml).
-author: oci_gpu.vllm contributors
+author:
+  - oci_gpu.vllm maintainers (!UNKNOWN)
 requirements:
   - oci (the OCI Python SDK) on the controller
 extends_documentation_fragment:
@@ -144,6 +147,7 @@ cache_connection: ~/.cache/oci_gpu_inventory
 cache_timeout: 300
 """
 
+import importlib.util  # noqa: E402
 import re  # noqa: E402
 
 from ansible.errors import AnsibleError, AnsibleParserError  # noqa: E402
@@ -177,12 +181,7 @@ def make_unsafe(value):
     return value
 
 
-try:
-    import oci  # noqa: F401
-
-    HAS_OCI = True
-except ImportError:
-    HAS_OCI = False
+HAS_OCI = importlib.util.find_spec("oci") is not None
 
 
 class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
@@ -199,6 +198,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     def parse(self, inventory, loader, path, cache=True):
         super().parse(inventory, loader, path, cache)
         self._read_config_data(path)
+        options = self._fetch_options()  # validates the configuration even when the cache answers
         cache_key = self.get_cache_key(path)
         user_cache = self.get_option("cache")
         records = None
@@ -209,7 +209,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             except KeyError:
                 update_cache = True
         if records is None:
-            records = self._fetch()
+            records = self._fetch(options)
         if update_cache:
             self._cache[cache_key] = records
         self._populate(records)
@@ -240,8 +240,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             retry_base_delay=self.get_option("retry_base_delay"),
         )
 
-    def _fetch(self):
-        options = self._fetch_options()
+    def _fetch(self, options):
         clients = self.clients
         if clients is None:
             if not HAS_OCI:
@@ -251,9 +250,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                     auth_type=self.get_option("auth_type"),
                     config_file=self.get_option("config_file"),
                     profile=self.get_option("config_profile"),
-                    region=(self.get_option("regions") or [None])[0]
-                    if "all" not in self.get_option("regions")
-                    else None,
+                    region=next((r for r in self.get_option("regions") if r != "all"), None),
                     tenancy=self.get_option("tenancy"),
                     timeout=self.get_option("timeout"),
                 )

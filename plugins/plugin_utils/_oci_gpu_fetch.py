@@ -200,6 +200,8 @@ def fetch_inventory(clients: Any, options: FetchOptions, sleep: Callable[[float]
         attachments: Dict[str, List[Any]] = {}
         address_futures: Dict[Any, Future] = {}
         processed: Set[Tuple[str, str]] = set()
+        failures: Dict[str, List[Tuple[str, BaseException]]] = {}
+        reached: Set[str] = set()
         listed = 0
         for done in as_completed(listing_futures):
             region, comp = listing_futures[done]
@@ -209,12 +211,10 @@ def fetch_inventory(clients: Any, options: FetchOptions, sleep: Callable[[float]
             processed.add((region, comp))
             error = inst_future.exception() or att_future.exception()
             if error is not None:
-                warnings.append(
-                    "skipping compartment %s (%s) in region %s: %s"
-                    % (names.get(comp, comp), comp, region, describe_error(error))
-                )
+                failures.setdefault(region, []).append((comp, error))
                 continue
             listed += 1
+            reached.add(region)
             chosen = [inst for inst in inst_future.result() if _selected(inst, options.filters)]
             for inst in chosen:
                 selected[inst.id] = (region, comp, inst)
@@ -241,6 +241,15 @@ def fetch_inventory(clients: Any, options: FetchOptions, sleep: Callable[[float]
                 if key not in address_futures:
                     address_futures[key] = pool.submit(api.list_all, operation, method, **kwargs)
 
+        for region, failed in sorted(failures.items()):
+            if region not in reached:  # nothing answered in this region: one warning, not one per compartment
+                warnings.append("skipping region %s: %s" % (region, describe_error(failed[0][1])))
+                continue
+            for comp, error in failed:
+                warnings.append(
+                    "skipping compartment %s (%s) in region %s: %s"
+                    % (names.get(comp, comp), comp, region, describe_error(error))
+                )
         if not listed:
             raise FetchError("no compartment could be listed in any region; " + "; ".join(sorted(warnings)[:3]))
         wait(address_futures.values())

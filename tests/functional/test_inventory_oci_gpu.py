@@ -19,7 +19,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from oci_emulator.fleet import TENANCY, add_compartment, add_instance, build_fleet
-from oci_emulator.harness import Harness
+from oci_emulator.harness import Harness, endpoint_names, ensure_hosts_entries
 from oci_emulator.inventory_run import ROOT, load_inventory, write_config
 
 DOMAIN = "ocigpu-test.test"
@@ -116,7 +116,7 @@ def test_groups_hostvars_and_hostnames(emu, calls, tmp_path):
     a10_children = {g.name for g in inventory.groups["a10"].child_groups}
     assert a10_children == {"shape_VM_GPU_A10_1", "shape_VM_GPU_A10_2", "shape_BM_GPU_A10_4"}
     assert {h.name for h in inventory.get_hosts("a10")} == {
-        hosts[i].name for i, (inst, _, _) in expected.items() if EXPECTED[inst["shape"]][0] == "a10"
+        hosts[i].name for i, entry in expected.items() if EXPECTED[entry[0]["shape"]][0] == "a10"
     }
     nested = inventory.groups["compartment_team_4"].get_hosts()
     assert nested, "team-4 is nested under team-3 and must be found through the subtree listing"
@@ -148,6 +148,14 @@ def test_throttling_is_retried(emu, calls, tmp_path):
     assert len(public) > 20
 
 
+def test_sustained_throttling_does_not_trip_the_sdk_circuit_breaker(emu, calls, tmp_path):
+    # More 429s than the SDK's default circuit breaker tolerates (10): our backoff must stay in charge.
+    emu.emulator.throttle("ListVnicAttachments", 30)
+    inventory = load_inventory(cfg(tmp_path, max_retries=40))
+    assert set(by_id(inventory)) == set(expected_hosts(emu.state))
+    assert emu.emulator.throttles["ListVnicAttachments"] == 0
+
+
 def test_inaccessible_compartment_warns_and_keeps_the_rest(emu, calls, tmp_path, monkeypatch):
     from ansible.utils.display import Display
 
@@ -159,6 +167,22 @@ def test_inaccessible_compartment_warns_and_keeps_the_rest(emu, calls, tmp_path,
     assert len(names) == len(expected_hosts(emu.state))
     locked = [w for w in warned if "skipping compartment locked" in w]
     assert len(locked) == 2 and all("NotAuthorizedOrNotFound" in w for w in locked), warned  # one per region
+
+
+def test_unreachable_region_warns_and_keeps_the_rest(emu, calls, tmp_path, monkeypatch):
+    from ansible.utils.display import Display
+
+    # Names resolve, but nothing listens there: connection refused, as for a region that is down or firewalled.
+    ensure_hosts_entries(endpoint_names(DOMAIN, ["emu-dead-1"]), "127.0.0.74")
+    warned = []
+    monkeypatch.setattr(Display, "warning", lambda self, msg, *args, **kwargs: warned.append(msg))
+    inventory = load_inventory(cfg(tmp_path, regions=["emu-east-1", "emu-dead-1"]))
+    regions = {h.get_vars()["oci_region"] for h in inventory.get_hosts()}
+    assert regions == {"emu-east-1"}
+    expected = expected_hosts(emu.state)
+    assert len(inventory.get_hosts()) == sum(1 for _inst, region, _vnic in expected.values() if region == "emu-east-1")
+    assert [w for w in warned if "emu-dead-1" in w] == [w for w in warned if w.startswith("oci_gpu: skipping region")]
+    assert len([w for w in warned if "skipping region emu-dead-1" in w]) == 1, warned
 
 
 def test_cache_second_run_makes_no_api_calls(emu, calls, tmp_path):
@@ -185,7 +209,7 @@ def test_cache_second_run_makes_no_api_calls(emu, calls, tmp_path):
 def test_hostname_preference(emu, calls, tmp_path, preference):
     inventory = load_inventory(cfg(tmp_path, hostnames=preference))
     hosts = by_id(inventory)
-    for _iid, (inst, _, vnic) in expected_hosts(emu.state).items():
+    for inst, _region, vnic in expected_hosts(emu.state).values():
         values = {"display_name": inst["displayName"], "private_ip": vnic["privateIp"], "public_ip": vnic["publicIp"]}
         wanted = next(values[p] for p in preference if values[p])
         assert hosts[inst["id"]].name == wanted
@@ -263,7 +287,7 @@ def test_ansible_inventory_cli(emu, calls, tmp_path):
     config = cfg(tmp_path)
     proc = subprocess.run(
         [str(ROOT / ".venv/bin/ansible-inventory"), "-i", str(config), "--list"],
-        env=_env(emu), capture_output=True, text=True, timeout=120, cwd=ROOT,
+        env=_env(emu), capture_output=True, text=True, check=False, timeout=120, cwd=ROOT,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
@@ -297,8 +321,8 @@ def test_remote_strings_are_not_templated(emu, calls, tmp_path):
     )
     proc = subprocess.run(
         [str(ROOT / ".venv/bin/ansible-playbook"), "-i", str(config), str(playbook)],
-        env=_env(emu, ANSIBLE_PYTHON_INTERPRETER=sys.executable), capture_output=True, text=True, timeout=300,
-        cwd=ROOT,
+        env=_env(emu, ANSIBLE_PYTHON_INTERPRETER=sys.executable), capture_output=True, text=True, check=False,
+        timeout=300, cwd=ROOT,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "NAME=[%s]" % TRICKY_NAME in proc.stdout
@@ -313,7 +337,8 @@ def test_bad_credentials_fail_clearly(emu, calls, tmp_path):
     wrong = make_api_key(other, emu.regions[0])  # a key the emulator does not know
     proc = subprocess.run(
         [str(ROOT / ".venv/bin/ansible-inventory"), "-i", str(cfg(tmp_path)), "--list"],
-        env=_env(emu, OCI_CONFIG_FILE=wrong["config"]), capture_output=True, text=True, timeout=120, cwd=ROOT,
+        env=_env(emu, OCI_CONFIG_FILE=wrong["config"]), capture_output=True, text=True, check=False, timeout=120,
+        cwd=ROOT,
     )  # fmt: skip
     assert proc.returncode != 0
     assert "NotAuthenticated" in proc.stderr
@@ -324,7 +349,8 @@ def test_missing_config_file_is_named(emu, tmp_path):
     missing = tmp_path / "nope" / "config"
     proc = subprocess.run(
         [str(ROOT / ".venv/bin/ansible-inventory"), "-i", str(cfg(tmp_path)), "--list"],
-        env=_env(emu, OCI_CONFIG_FILE=str(missing)), capture_output=True, text=True, timeout=120, cwd=ROOT,
+        env=_env(emu, OCI_CONFIG_FILE=str(missing)), capture_output=True, text=True, check=False, timeout=120,
+        cwd=ROOT,
     )  # fmt: skip
     assert proc.returncode != 0
     assert str(missing) in proc.stderr

@@ -1,0 +1,68 @@
+# Copyright: contributors to the oci_gpu.vllm collection
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+"""The inventory plugin's parse/populate with an injected fake OCI client (no SDK, no network)."""
+
+from __future__ import annotations
+
+import pytest
+from ansible.errors import AnsibleParserError
+from ansible.inventory.data import InventoryData
+from ansible.parsing.dataloader import DataLoader
+from ansible.plugins.loader import inventory_loader
+from ansible_collections.oci_gpu.vllm.tests.unit.plugins.inventory.test_oci_gpu_logic import (
+    FakeOci,
+    add_host,
+    comp,
+)
+
+
+def parse(tmp_path, fake, text="plugin: oci_gpu.vllm.oci_gpu\n"):
+    config = tmp_path / "fake.oci_gpu.yml"
+    config.write_text(text)
+    plugin = inventory_loader.get("oci_gpu.vllm.oci_gpu")
+    assert plugin.verify_file(str(config))
+    plugin.clients = fake
+    inventory = InventoryData()
+    plugin.parse(inventory, DataLoader(), str(config), cache=False)
+    return plugin, inventory
+
+
+@pytest.fixture
+def fake():
+    fake = FakeOci(page_size=1000)
+    fake.compartments = [comp("c1")]
+    add_host(fake, "r1", "c1", 1)
+    add_host(fake, "r1", "c1", 2, shape="BM.GPU.A10.4", public=False)
+    add_host(fake, "r1", "c1", 3, shape="BM.GPU.H100.8")
+    return fake
+
+
+def test_verify_file_wants_the_suffix(tmp_path):
+    plugin = inventory_loader.get("oci_gpu.vllm.oci_gpu")
+    for name, ok in (("a.oci_gpu.yml", True), ("a.oci_gpu.yaml", True), ("a.yml", False), ("oci_gpu.yml", False)):
+        path = tmp_path / name
+        path.write_text("plugin: oci_gpu.vllm.oci_gpu\n")
+        assert plugin.verify_file(str(path)) is ok, name
+
+
+def test_populate_groups_and_vars(tmp_path, fake):
+    plugin, inventory = parse(tmp_path, fake)
+    assert set(inventory.hosts) == {"203.0.113.1", "10.0.0.2", "203.0.113.3"}
+    assert set(inventory.groups["a10"].child_groups[i].name for i in range(2)) == {
+        "shape_VM_GPU_A10_1",
+        "shape_BM_GPU_A10_4",
+    }
+    host = inventory.get_host("10.0.0.2")
+    assert host.vars["gpu_count"] == 4 and host.vars["ansible_host"] == "10.0.0.2"
+    assert {g.name for g in host.groups} >= {"oci_gpu", "shape_BM_GPU_A10_4", "compartment_name_c1"}
+    assert plugin.last_fetch.calls["ListInstances"] == 2  # root + c1, one page each
+
+
+def test_bad_hostnames_option_names_the_value(tmp_path, fake):
+    with pytest.raises(AnsibleParserError, match=r"unknown hostnames source.*ip_address.*allowed: public_ip"):
+        parse(tmp_path, fake, "plugin: oci_gpu.vllm.oci_gpu\nhostnames: [ip_address]\n")
+
+
+def test_bad_defined_tags_option_is_explained(tmp_path, fake):
+    with pytest.raises(AnsibleParserError, match="defined_tags must map namespace"):
+        parse(tmp_path, fake, "plugin: oci_gpu.vllm.oci_gpu\ndefined_tags: {Ops: prod}\n")
