@@ -1,0 +1,71 @@
+"""The seed's three calls against vLLM's OpenAI-compatible API, with urllib (no extra dependency)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import urllib.error
+import urllib.request
+from typing import Any
+from urllib.parse import urlsplit
+
+from .errors import BadInput, EndpointError, EndpointUnreachable
+
+DEFAULT_COMPLETION = {"max_tokens": 128, "temperature": 0.7}
+DEFAULT_CHAT = {"max_tokens": 128}
+
+
+def check_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise BadInput(f"--url {url!r} is not allowed: give http://HOST:PORT or https://HOST:PORT")
+    return url.rstrip("/")
+
+
+class Client:
+    def __init__(self, base_url: str, api_key: str = "", timeout: float = 120.0) -> None:
+        self.base_url = check_url(base_url)
+        self.api_key = api_key
+        self.timeout = timeout
+
+    def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        headers = {"Accept": "application/json"}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        if self.api_key:
+            headers["Authorization"] = "Bearer " + self.api_key
+        request = urllib.request.Request(self.base_url + path, data=data, headers=headers, method=method)  # noqa: S310
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310 (http/https checked)
+                return json.loads(response.read().decode("utf-8"))
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode("utf-8", "replace")[:300]
+            hint = " (wrong or missing API key: set OCI_VLLM_API_KEY or --api-key-file)" if exc.code == 401 else ""
+            raise EndpointError(f"{method} {self.base_url}{path} -> HTTP {exc.code}{hint}: {detail}") from None
+        except (urllib.error.URLError, socket.timeout, ConnectionError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise EndpointUnreachable(f"{method} {self.base_url}{path}: cannot reach the endpoint: {reason}") from None
+        except json.JSONDecodeError:
+            raise EndpointError(f"{method} {self.base_url}{path}: the answer is not JSON") from None
+
+    def models(self) -> list[str]:
+        return [m["id"] for m in self._request("GET", "/v1/models").get("data", [])]
+
+    def complete(self, model: str, prompt: str, **options: Any) -> dict[str, Any]:
+        return self._request("POST", "/v1/completions", {"model": model, "prompt": prompt, **options})
+
+    def chat(self, model: str, message: str, **options: Any) -> dict[str, Any]:
+        body = {"model": model, "messages": [{"role": "user", "content": message}], **options}
+        return self._request("POST", "/v1/chat/completions", body)
+
+
+def completion_text(answer: dict[str, Any]) -> str:
+    choices = answer.get("choices") or [{}]
+    return str(choices[0].get("text", ""))
+
+
+def chat_text(answer: dict[str, Any]) -> str:
+    choices = answer.get("choices") or [{}]
+    return str((choices[0].get("message") or {}).get("content", ""))

@@ -1,0 +1,84 @@
+"""The inventory as rows (host, shape, GPU family, IP) from `ansible-inventory --list` via ansible-runner."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from typing import Any
+
+import ansible_runner
+
+from .errors import OciVllmError
+from .project import Project
+from .secrets import scrubbed_environ
+
+# Groups that site.yml deploys to.
+VLLM_GROUPS = ("oci_gpu", "vllm_servers")
+
+
+def list_inventory(project: Project, inventory: str | None) -> dict[str, Any]:
+    private_data_dir = tempfile.mkdtemp(prefix="oci-vllm-inv-")
+    env = project.ansible_env()
+    try:
+        with scrubbed_environ():
+            out, err = ansible_runner.get_inventory(
+                action="list",
+                inventories=[inventory] if inventory else [],
+                response_format="json",
+                private_data_dir=private_data_dir,
+                project_dir=str(project.root),
+                envvars=env,
+                suppress_env_files=True,
+                quiet=True,
+            )
+    finally:
+        shutil.rmtree(private_data_dir, ignore_errors=True)
+    if not isinstance(out, dict):
+        raise OciVllmError(f"ansible-inventory failed: {ansible_error(str(err)) or 'no output'}")
+    return out
+
+
+def ansible_error(text: str) -> str:
+    """The lines of Ansible's output that say what went wrong: [ERROR] and the first failed-to-parse warning."""
+    lines = [line.strip() for line in text.splitlines()]
+    first_parse = next((line for line in lines if line.startswith("[WARNING]: Failed to parse")), "")
+    errors = [line for line in lines if line.startswith(("[ERROR]", "ERROR!"))]
+    return " | ".join([x for x in [first_parse, *errors] if x])[:1200]
+
+
+def _group_hosts(data: dict[str, Any], group: str, seen: set[str] | None = None) -> set[str]:
+    seen = seen if seen is not None else set()
+    if group in seen:
+        return set()
+    seen.add(group)
+    entry = data.get(group) or {}
+    hosts = set(entry.get("hosts") or [])
+    for child in entry.get("children") or []:
+        hosts |= _group_hosts(data, child, seen)
+    return hosts
+
+
+def host_rows(data: dict[str, Any], limit_groups: tuple[str, ...] = VLLM_GROUPS) -> list[dict[str, Any]]:
+    """One row per host of the vLLM groups (every host when those groups are absent)."""
+    hostvars = (data.get("_meta") or {}).get("hostvars") or {}
+    hosts: set[str] = set()
+    for group in limit_groups:
+        hosts |= _group_hosts(data, group)
+    if not hosts:
+        hosts = _group_hosts(data, "all")
+    rows = []
+    for host in sorted(hosts):
+        hv = hostvars.get(host) or {}
+        groups = sorted(g for g in data if g not in ("_meta", "all") and host in _group_hosts(data, g))
+        rows.append(
+            {
+                "host": host,
+                "shape": hv.get("oci_shape") or "",
+                "gpu_family": hv.get("gpu_family") or "",
+                "gpu_count": hv.get("gpu_count"),
+                "ip": hv.get("ansible_host") or hv.get("oci_public_ip") or hv.get("oci_private_ip") or "",
+                "connection": hv.get("ansible_connection") or "ssh",
+                "groups": groups,
+            }
+        )
+    return rows

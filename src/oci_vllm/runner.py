@@ -1,0 +1,152 @@
+"""Run a playbook through ansible-runner: fresh private data dir, no env files, events to a handler."""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ansible_runner
+
+from .errors import ExitCode
+from .inventory import ansible_error
+from .project import Project
+from .secrets import Secrets, scrubbed_environ, secret_vars_file
+
+EventHandler = Callable[[dict[str, Any]], bool]
+
+
+@dataclass
+class RunResult:
+    status: str  # ansible-runner status: successful, failed, timeout, canceled
+    rc: int
+    stats: dict[str, dict[str, int]] | None
+    failures: list[dict[str, str]] = field(default_factory=list)  # host, task, msg
+    captured: dict[str, dict[str, Any]] = field(default_factory=dict)  # host -> result of the captured task
+    private_data_dir: str | None = None  # set when kept
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return classify(self.status, self.rc, self.stats)
+
+    def hosts(self) -> list[str]:
+        if not self.stats:
+            return []
+        return sorted(set().union(*(self.stats.get(k) or {} for k in ("ok", "changed", "failures", "dark", "skipped"))))
+
+    def host_state(self, host: str) -> str:
+        stats = self.stats or {}
+        if host in (stats.get("dark") or {}):
+            return "unreachable"
+        if host in (stats.get("failures") or {}):
+            return "failed"
+        return "ok"
+
+
+def classify(status: str, rc: int, stats: dict[str, dict[str, int]] | None) -> ExitCode:
+    """Unreachable beats failed beats a run-level error; success needs a clean status and rc."""
+    stats = stats or {}
+    if stats.get("dark"):
+        return ExitCode.UNREACHABLE
+    if stats.get("failures"):
+        return ExitCode.HOSTS_FAILED
+    if status == "successful" and rc == 0:
+        return ExitCode.OK
+    return ExitCode.ERROR
+
+
+class _Collector:
+    """Keeps what the CLI reports: failure messages and the result of one named task per host."""
+
+    def __init__(self, capture_task: str | None, forward: EventHandler | None) -> None:
+        self.capture_task = capture_task
+        self.forward = forward
+        self.failures: list[dict[str, str]] = []
+        self.captured: dict[str, dict[str, Any]] = {}
+
+    def __call__(self, event: dict[str, Any]) -> bool:
+        kind = event.get("event", "")
+        data = event.get("event_data") or {}
+        res = data.get("res") or {}
+        if kind in ("runner_on_failed", "runner_on_unreachable") and not data.get("ignore_errors"):
+            self.failures.append(
+                {
+                    "host": str(data.get("host", "")),
+                    "task": str(data.get("task", "")),
+                    "kind": "unreachable" if kind == "runner_on_unreachable" else "failed",
+                    "msg": str(res.get("msg", "")),
+                }
+            )
+        if kind == "runner_on_ok" and self.capture_task and data.get("task") == self.capture_task:
+            self.captured[str(data.get("host", ""))] = res.get("msg", res)
+        if self.forward is not None:
+            self.forward(event)
+        return True
+
+
+def build_cmdline(extra_vars: Iterable[str], secrets_file: str | None, check: bool, tags: str | None = None) -> str:
+    args: list[str] = []
+    for item in extra_vars:
+        args += ["-e", item]
+    if secrets_file:
+        args += ["-e", "@" + secrets_file]
+    if check:
+        args += ["--check", "--diff"]
+    if tags:
+        args += ["--tags", tags]
+    return shlex.join(args)
+
+
+def run_playbook(
+    project: Project,
+    playbook: Path,
+    *,
+    inventory: str | None = None,
+    limit: str | None = None,
+    extra_vars: Iterable[str] = (),
+    secrets: Secrets | None = None,
+    check: bool = False,
+    verbosity: int = 0,
+    event_handler: EventHandler | None = None,
+    capture_task: str | None = None,
+    keep_artifacts: bool = False,
+    runner_kwargs: dict[str, Any] | None = None,
+) -> RunResult:
+    private_data_dir = tempfile.mkdtemp(prefix="oci-vllm-run-")
+    collector = _Collector(capture_task, event_handler)
+    try:
+        with secret_vars_file(secrets or Secrets()) as secrets_file, scrubbed_environ():
+            result = ansible_runner.run(
+                private_data_dir=private_data_dir,
+                project_dir=str(project.root),
+                playbook=str(playbook),
+                inventory=inventory,
+                limit=limit,
+                cmdline=build_cmdline(extra_vars, secrets_file, check),
+                envvars=project.ansible_env(),
+                verbosity=verbosity or None,
+                suppress_env_files=True,
+                quiet=True,
+                event_handler=collector,
+                **(runner_kwargs or {}),
+            )
+        if result.stats is None and result.status != "successful":
+            # No play ran (inventory or playbook error): Ansible said why on its output only.
+            with result.stdout as out, result.stderr as err:
+                why = ansible_error(out.read() + "\n" + err.read())
+            collector.failures.append({"host": "", "task": "", "kind": "error", "msg": why or f"rc={result.rc}"})
+        return RunResult(
+            status=str(result.status),
+            rc=int(result.rc if result.rc is not None else 1),
+            stats=result.stats,
+            failures=collector.failures,
+            captured=collector.captured,
+            private_data_dir=private_data_dir if keep_artifacts else None,
+        )
+    finally:
+        if not keep_artifacts:
+            shutil.rmtree(private_data_dir, ignore_errors=True)
