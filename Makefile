@@ -86,8 +86,8 @@ test: venv images ## the whole test suite (what CI runs): every stage runs, then
 	if [ $${#failed[@]} -gt 0 ]; then echo "FAILED stages: $${failed[*]}"; exit 1; fi; echo "all stages passed"
 
 .PHONY: demo
-demo: ## deploy to a local target and serve (coming with the demo issue)
-	@echo "make demo: coming with issue 7 (site.yml + oci-vllm wrapper)"; exit 1
+demo: ## deploy site.yml to this machine (CPU vLLM, tiny model) with oci-vllm, then call the API
+	scripts/demo.sh
 
 .PHONY: clean
 clean: ## remove venv, build dir and unpacked collections

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright: contributors to the oci_gpu.vllm collection
 # Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
 """Readiness and crash detection delay of oci_gpu.vllm.wait_for_models vs an Ansible `uri` + `until` loop.
@@ -167,7 +166,7 @@ def summary(values: List[float]) -> str:
 
 
 def bench_readiness(trials: int, rng: random.Random, real_ansible: bool) -> None:
-    delays = [rng.uniform(1.0, 4.0) for _ in range(trials)]
+    delays = [rng.uniform(1.0, 4.0) for _trial in range(trials)]
     variants: Dict[str, Callable[[str], object]] = {
         "ours interval=2 (module default)": lambda url: ours(url, interval=2, timeout=60),
         "ours interval=0.5": lambda url: ours(url, interval=0.5, timeout=60),
@@ -221,7 +220,7 @@ def bench_crash(trials: int, rng: random.Random, budget_retries: int) -> None:
     if not shutil.which("docker") or subprocess.run(["docker", "info"], capture_output=True, check=False).returncode:
         print("\n(b) crash detection: skipped, no Docker engine")
         return
-    delays = [rng.uniform(2.0, 5.0) for _ in range(trials)]
+    delays = [rng.uniform(2.0, 5.0) for _trial in range(trials)]
     budget = budget_retries * 2
     print(
         "\n(b) crash detection delay: a real container (%s) exits after U(2,5) s; nothing listens on the URL"

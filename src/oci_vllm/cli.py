@@ -343,7 +343,7 @@ def resolve_client(args: argparse.Namespace, project: Project) -> tuple[api.Clie
         raise BadInput("--url and --host are exclusive: give one")
     key = load_secrets(None, args.api_key_file).api_key
     if args.url:
-        return api.Client(args.url, key, args.timeout), args.url
+        return api.Client(args.url, key, args.timeout), ""
     result = run_status(args, project, args.host, deep=False)
     if result.exit_code != ExitCode.OK:
         detail = "; ".join(f"{f['host']}: {f['msg']}" for f in result.failures) or result.status

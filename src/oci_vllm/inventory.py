@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from typing import Any
@@ -12,6 +13,7 @@ from .errors import OciVllmError
 from .project import Project
 from .secrets import scrubbed_environ
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # Groups that site.yml deploys to.
 VLLM_GROUPS = ("oci_gpu", "vllm_servers")
 
@@ -40,7 +42,7 @@ def list_inventory(project: Project, inventory: str | None) -> dict[str, Any]:
 
 def ansible_error(text: str) -> str:
     """The lines of Ansible's output that say what went wrong: [ERROR] and the first failed-to-parse warning."""
-    lines = [line.strip() for line in text.splitlines()]
+    lines = [_ANSI.sub("", line).strip() for line in text.splitlines()]
     first_parse = next((line for line in lines if line.startswith("[WARNING]: Failed to parse")), "")
     errors = [line for line in lines if line.startswith(("[ERROR]", "ERROR!"))]
     return " | ".join([x for x in [first_parse, *errors] if x])[:1200]

@@ -76,7 +76,7 @@ def test_ready_after_a_delay_returns_within_an_interval_of_readiness():
         result = wait_for_models(**fast(server.url, interval=0.1))
         took = time.monotonic() - start
     assert result["attempts"] > 3
-    assert ready_after - 0.05 <= took < ready_after + 1.0
+    assert ready_after - 0.05 <= took < ready_after + 2.0  # loose upper bound: shared 2-core CI hosts
     assert result["server_version"] is None  # no /version route: 404 is not an error
 
 
@@ -169,7 +169,7 @@ def test_slow_responses_are_cut_by_request_timeout_and_retried():
         result = wait_for_models(**fast(server.url, request_timeout=0.5))
         took = time.monotonic() - start
     assert result["attempts"] >= 3
-    assert took < 3  # the slow attempts were cut at 0.5 s instead of waiting 2 x 3 s
+    assert took < 5  # the slow attempts were cut at 0.5 s instead of waiting 2 x 3 s
 
 
 def test_overall_timeout_bounds_a_hanging_request():
@@ -177,7 +177,7 @@ def test_overall_timeout_bounds_a_hanging_request():
     with FakeOpenAIServer(routes) as server, pytest.raises(WaitTimedOut) as err:
         start = time.monotonic()
         wait_for_models(**fast(server.url, timeout=1, request_timeout=30))
-    assert time.monotonic() - start < 3
+    assert time.monotonic() - start < 4.5  # bounded by timeout=1, not by the 6 s answer
     assert "no answer within" in err.value.msg and "(request_timeout 30s)" in err.value.msg
 
 
@@ -260,12 +260,12 @@ def test_container_exit_fails_fast_with_demultiplexed_log_tail():
         start = time.monotonic()
         with pytest.raises(ContainerFailed) as err:
             wait_for_models(
-                **fast("http://127.0.0.1:%d" % free_port(), timeout=60, interval=0.1),
+                **fast("http://127.0.0.1:%d" % free_port(), timeout=20, interval=0.1),
                 container="vllm",
                 docker_socket=engine.socket_path,
             )
         took = time.monotonic() - start
-    assert took < 5  # seconds, not the 60 s timeout
+    assert took < 5  # seconds, not the 20 s timeout
     result = err.value.result
     assert "'vllm' is exited (exit code 1)" in err.value.msg
     assert result["container_state"]["exit_code"] == 1

@@ -96,6 +96,7 @@ def test_container_exit_is_reported_with_log_tail(captured):
                 {
                     "url": "http://127.0.0.1:%d" % free_port(),
                     "model": MODEL,
+                    "timeout": 20,
                     "container": "vllm-test",
                     "docker_socket": engine.socket_path,
                 }
