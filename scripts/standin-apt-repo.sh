@@ -100,6 +100,11 @@ done
 
 # --- index and sign -----------------------------------------------------------------------------------------------
 (cd "$out" && dpkg-scanpackages --multiversion . /dev/null 2>/dev/null) >"$work/Packages.new"
+indexed=$(grep -c '^Package: ' "$work/Packages.new" || true)
+if [ "$indexed" != "${#wanted[@]}" ]; then
+  echo "standin-apt-repo: indexed $indexed packages but built ${#wanted[@]}: ${wanted[*]}" >&2
+  exit 1
+fi
 if [ -f "$out/InRelease" ] && [ -f "$out/standin-archive-keyring.asc" ] && cmp -s "$work/Packages.new" "$out/Packages"; then
   echo "standin-apt-repo: $out is up to date (${#wanted[@]} packages)"
   exit 0

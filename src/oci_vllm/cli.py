@@ -24,7 +24,7 @@ from .secrets import Secrets, load_secrets, read_secret_file
 SEED_PROMPT = "A GPU is a"
 SEED_CHAT = "Which GPU models are available on Oracle Cloud Infrastructure?"
 SECRET_VARS = ("vllm_server_hf_token", "vllm_server_api_key")
-STATUS_TASK = "oci-vllm status"
+STATUS_TASK = "Report the oci-vllm status"
 ENDPOINT_TASK = "Report the endpoint"
 _VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _LIMIT = re.compile(r"^[^\s]+$")
@@ -105,7 +105,8 @@ def build_parser() -> Parser:
     )
 
     sub.add_parser("hosts", parents=[common, inv], help="the inventory's vLLM hosts: shape, GPU family, IP")
-    sub.add_parser("status", parents=[common, inv, run], help="per host: container state, served model, readiness")
+    status = sub.add_parser("status", parents=[common, inv, run], help="per host: container state, model, readiness")
+    status.add_argument("--api-key-file", help="file with the API key (default: OCI_VLLM_API_KEY, else the kept key)")
     sub.add_parser("models", parents=[common, inv, endpoint], help="GET /v1/models")
     complete = sub.add_parser("complete", parents=[common, inv, endpoint], help="POST /v1/completions")
     complete.add_argument("prompt", nargs="?", default=SEED_PROMPT, help=f"default: {SEED_PROMPT!r}")
@@ -295,12 +296,15 @@ def cmd_hosts(args: argparse.Namespace, project: Project) -> int:
 
 
 def run_status(args: argparse.Namespace, project: Project, limit: str | None, deep: bool) -> RunResult:
+    # A key given to the CLI is the one the server was deployed with; else the play reads the host's kept key file.
+    api_key = load_secrets(None, getattr(args, "api_key_file", None)).api_key
     return run_playbook(
         project,
         project.status_playbook,
         inventory=validate_inventory(args.inventory),
         limit=validate_limit(limit),
         extra_vars=[f"oci_vllm_status_deep={'true' if deep else 'false'}"],
+        secrets=Secrets(api_key=api_key),
         verbosity=args.verbose,
         event_handler=_progress(args) if args.verbose else None,
         capture_task=STATUS_TASK,
@@ -452,6 +456,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("oci-vllm: interrupted", file=sys.stderr)
         return int(ExitCode.INTERRUPTED)
-
-
-__all__ = ["Secrets", "build_parser", "main"]

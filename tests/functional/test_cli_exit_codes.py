@@ -87,7 +87,9 @@ def test_runner_error_without_hosts_is_1(monkeypatch, capsys):
 
 def test_status_not_ready_is_2(monkeypatch, capsys):
     report = {"container_state": "exited", "served_model": "m", "ready": False, "endpoint": "http://h:8000"}
-    result = RunResult(status="successful", rc=0, stats=OK_STATS, captured={"h1": report, "h2": {**report, "ready": True}})
+    result = RunResult(
+        status="successful", rc=0, stats=OK_STATS, captured={"h1": report, "h2": {**report, "ready": True}}
+    )
     monkeypatch.setattr(cli, "run_playbook", _fake_run(result, {}))
     assert cli.main(["status"]) == 2
     out = capsys.readouterr().out

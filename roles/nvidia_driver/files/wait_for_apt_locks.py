@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 """Wait until no process holds the apt/dpkg locks (cloud images run unattended-upgrades at first boot).
 
 Reads /proc/locks instead of taking the locks, so a waiting role never races the holder.

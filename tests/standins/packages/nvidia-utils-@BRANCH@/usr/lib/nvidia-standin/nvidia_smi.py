@@ -1,0 +1,116 @@
+"""STAND-IN for NVIDIA's nvidia-smi (oci_gpu.vllm tests only): no GPU is queried.
+
+Reads its "hardware" from test seams: /etc/nvidia-standin/gpus ("COUNT [NAME]") and
+/etc/nvidia-standin/loaded-version (the version of the "loaded" kernel module; stands for /proc/driver/nvidia/version).
+"""
+
+import os
+import sys
+import time
+
+LIBRARY_VERSION = "@VERSION@"
+CUDA_VERSION = "@CUDA@"
+SEAMS = "/etc/nvidia-standin"
+MEMORY_MIB = {"A10": 23028, "A100-SXM4-40GB": 40960, "A100-SXM4-80GB": 81920, "H100 80GB HBM3": 81559, "L40S": 46068}
+FIELDS = {
+    "index": lambda g: str(g["index"]),
+    "name": lambda g: g["name"],
+    "driver_version": lambda g: LIBRARY_VERSION,
+    "uuid": lambda g: g["uuid"],
+    "pci.bus_id": lambda g: g["bus"],
+    "memory.total": lambda g: f"{g['memory']} MiB",
+    "serial": lambda g: f"STANDIN{g['index']:06d}",
+    "count": lambda g: str(g["count"]),
+}
+
+
+def read_seam(name: str) -> str:
+    path = os.path.join(SEAMS, name)
+    return open(path).read().strip() if os.path.exists(path) else ""
+
+
+def gpus() -> list:
+    words = (read_seam("gpus") or "1 NVIDIA A10").split(None, 1)
+    count = int(words[0])
+    model = words[1] if len(words) > 1 else "NVIDIA A10"
+    memory = next((mib for key, mib in MEMORY_MIB.items() if key in model), 16384)
+    return [
+        {
+            "index": i,
+            "count": count,
+            "name": f"{model} (STAND-IN)",
+            "uuid": f"GPU-5a4d0000-0000-4000-8000-{i:012x}",
+            "bus": f"00000000:{0x0F + 0x10 * i:02X}:00.0",
+            "memory": memory,
+        }
+        for i in range(count)
+    ]
+
+
+def fail(code: int, message: str) -> None:
+    print(message + "\n(STAND-IN nvidia-smi of the oci_gpu.vllm tests)")
+    sys.exit(code)
+
+
+def query(args: list, devices: list) -> None:
+    fields = next(a.split("=", 1)[1] for a in args if a.startswith("--query-gpu="))
+    fmt = next((a.split("=", 1)[1] for a in args if a.startswith("--format=")), "")
+    if not fmt.startswith("csv"):
+        fail(2, '"--format=" switch is missing. Please try again.')
+    names = [f.strip() for f in fields.split(",") if f.strip()]
+    unknown = [n for n in names if n not in FIELDS]
+    if unknown:
+        fail(2, f'Field "{unknown[0]}" is not a valid field to query.')
+    if "noheader" not in fmt:
+        print(", ".join(n + (" [MiB]" if n == "memory.total" and "nounits" not in fmt else "") for n in names))
+    for gpu in devices:
+        values = [FIELDS[n](gpu) for n in names]
+        if "nounits" in fmt:
+            values = [v.removesuffix(" MiB") for v in values]
+        print(", ".join(values))
+
+
+def table(devices: list) -> None:
+    print(time.strftime("%a %b %d %H:%M:%S %Y") + "       (STAND-IN nvidia-smi, no real GPU)")
+    rule = "+-----------------------------------------------------------------------------------------+"
+    print(rule)
+    head = f"NVIDIA-SMI {LIBRARY_VERSION:<22}Driver Version: {LIBRARY_VERSION:<14}CUDA Version: {CUDA_VERSION}"
+    print(f"| {head:<87} |")
+    print("|-----------------------------------------+------------------------+----------------------+")
+    print("| GPU  Name                 Persistence-M | Bus-Id          Disp.A | Volatile Uncorr. ECC |")
+    print("| Fan  Temp   Perf          Pwr:Usage/Cap |           Memory-Usage | GPU-Util  Compute M. |")
+    print("|=========================================+========================+======================|")
+    for g in devices:
+        print(f"| {g['index']:>3}  {g['name'][:27]:<27}   On  |   {g['bus']} Off |                    0 |")
+        mem = f"0MiB / {g['memory']}MiB"
+        print(f"| N/A   31C    P0             60W /  300W | {mem:>22} |      0%      Default |")
+        print("+-----------------------------------------+------------------------+----------------------+")
+    print()
+    print("No running processes found (STAND-IN)")
+
+
+def main(args: list) -> None:
+    known = ("-L", "--list-gpus", "--query-gpu=", "--format=")
+    if any(not a.startswith(known) for a in args):
+        fail(2, "Invalid combination of input arguments. Please run 'nvidia-smi -h' for help.")
+    loaded = read_seam("loaded-version")
+    if not loaded:
+        fail(
+            9,
+            "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. "
+            "Make sure that the latest NVIDIA driver is installed and running.",
+        )
+    if loaded != LIBRARY_VERSION:
+        fail(18, f"Failed to initialize NVML: Driver/library version mismatch\nNVML library version: {LIBRARY_VERSION}")
+    devices = gpus()
+    if any(a.startswith("--query-gpu=") for a in args):
+        query(args, devices)
+    elif "-L" in args or "--list-gpus" in args:
+        for g in devices:
+            print(f"GPU {g['index']}: {g['name']} (UUID: {g['uuid']})")
+    else:
+        table(devices)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
