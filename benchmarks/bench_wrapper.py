@@ -92,7 +92,7 @@ def main() -> int:
             order = [("base", base), ("wrap", wrap)] if rep % 2 == 0 else [("wrap", wrap), ("base", base)]
             for name, sink in order:
                 sink.append(time_baseline(play, env) if name == "base" else time_wrapper(project, play, devnull))
-    startup = statistics.median(time_cli_startup() for _ in range(args.reps))
+    startup = statistics.median(time_cli_startup() for _rep in range(args.reps))
 
     b, w = statistics.median(base), statistics.median(wrap)
     print(f"play: localhost, {args.tasks} debug tasks; {args.reps} repetitions each, alternating order")

@@ -209,8 +209,9 @@ def emit(data: Any, as_json: bool, human: str, stream: TextIO | None = None) -> 
 def table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> str:
     if not rows:
         return "(no hosts)"
-    cells = [[h for _, h in columns]] + [
-        [str(r.get(k) if r.get(k) not in (None, "") else "-") for k, _ in columns] for r in rows
+    keys = [key for key, _header in columns]
+    cells = [[header for _key, header in columns]] + [
+        [str(r.get(k) if r.get(k) not in (None, "") else "-") for k in keys] for r in rows
     ]
     widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells)

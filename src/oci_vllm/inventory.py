@@ -60,6 +60,13 @@ def _group_hosts(data: dict[str, Any], group: str, seen: set[str] | None = None)
     return hosts
 
 
+def plain(value: Any) -> Any:
+    """ansible-inventory --list marks values from remote sources as {"__ansible_unsafe": ...}; show the value."""
+    if isinstance(value, dict) and set(value) == {"__ansible_unsafe"}:
+        return value["__ansible_unsafe"]
+    return value
+
+
 def host_rows(data: dict[str, Any], limit_groups: tuple[str, ...] = VLLM_GROUPS) -> list[dict[str, Any]]:
     """One row per host of the vLLM groups (every host when those groups are absent)."""
     hostvars = (data.get("_meta") or {}).get("hostvars") or {}
@@ -70,7 +77,7 @@ def host_rows(data: dict[str, Any], limit_groups: tuple[str, ...] = VLLM_GROUPS)
         hosts = _group_hosts(data, "all")
     rows = []
     for host in sorted(hosts):
-        hv = hostvars.get(host) or {}
+        hv = {key: plain(value) for key, value in (hostvars.get(host) or {}).items()}
         groups = sorted(g for g in data if g not in ("_meta", "all") and host in _group_hosts(data, g))
         rows.append(
             {

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
 import stat
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -137,7 +137,7 @@ def test_real_run_passes_secrets_but_keeps_them_out_of_artifacts(tmp_path, play,
         assert not any(FAKE_TOKEN in str(e) or FAKE_KEY in str(e) for e in events)
         assert any("token length 34" in str(e) for e in events)
     finally:
-        subprocess.run(["rm", "-rf", str(result.private_data_dir)], check=False)
+        shutil.rmtree(str(result.private_data_dir), ignore_errors=True)
     # The environment is back as it was for the rest of the process.
     assert os.environ["OCI_VLLM_HF_TOKEN"] == FAKE_TOKEN
 
@@ -158,7 +158,7 @@ def test_grep_finds_a_leak_when_the_environment_is_not_scrubbed(play, monkeypatc
         )
         assert any(p.endswith("command") for p in _grep_tree(private, FAKE_TOKEN))
     finally:
-        subprocess.run(["rm", "-rf", private], check=False)
+        shutil.rmtree(private, ignore_errors=True)
 
 
 def test_private_data_dir_is_removed_by_default(play, tmp_path, monkeypatch):

@@ -4,11 +4,14 @@ batches (serial + max_fail_percentage 0). Fails before any role task changes any
 from __future__ import annotations
 
 import io
+import json
 import os
+import shutil
 import sys
 
 import pytest
 
+from oci_vllm import cli
 from oci_vllm.errors import ExitCode
 from oci_vllm.progress import Progress
 from oci_vllm.project import find_project
@@ -55,7 +58,7 @@ def test_first_batch_failure_stops_the_rollout(tmp_path):
 
 def test_batches_follow_oci_vllm_serial(tmp_path):
     # With batches of 2 the first batch has two hosts: both fail there, nobody else is touched.
-    result, _ = _run(tmp_path, "oci_vllm_gpu_hosts=false", ["vllm_server_gpus=all", '{"oci_vllm_serial": [2]}'])
+    result, _progress = _run(tmp_path, "oci_vllm_gpu_hosts=false", ["vllm_server_gpus=all", '{"oci_vllm_serial": [2]}'])
     assert result.hosts() == ["gate-1", "gate-2"]
 
 
@@ -70,3 +73,15 @@ def test_gpu_detection_without_inventory_hint(tmp_path):
         in progress
     )
     assert result.exit_code == ExitCode.HOSTS_FAILED and result.hosts() == ["gate-1"]
+
+
+@pytest.mark.skipif(shutil.which("ssh") is None, reason="needs an ssh client")
+def test_unreachable_host_exits_3(tmp_path, capsys):
+    inventory = tmp_path / "unreachable.ini"
+    inventory.write_text(
+        "[vllm_servers]\nclosed-port ansible_host=127.0.0.1 ansible_port=1 ansible_connection=ssh ansible_user=nobody\n"
+    )
+    assert cli.main(["deploy", "-i", str(inventory), "--json", "-q"]) == ExitCode.UNREACHABLE == 3
+    report = json.loads(capsys.readouterr().out)
+    assert report["hosts"]["closed-port"]["state"] == "unreachable"
+    assert report["failures"][0]["kind"] == "unreachable" and "port 1" in report["failures"][0]["msg"]
