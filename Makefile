@@ -13,7 +13,6 @@ export OCI_VLLM_CACHE ?= /var/tmp/oci-vllm
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(ROOT)/.collections
 export ANSIBLE_CONFIG := $(ROOT)/ansible.cfg
-export ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED := True
 # ansible-test wants the collection at .../ansible_collections/<ns>/<name>; it resolves symlinks, so it gets a copy.
 ANSIBLE_TEST_ROOT := $(ROOT)/build/ansible_collections/oci_gpu/vllm
 MOLECULE_SCENARIOS ?= $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))

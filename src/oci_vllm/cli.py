@@ -7,6 +7,7 @@ import argparse
 import json
 import os
 import re
+import shlex
 import sys
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
@@ -43,9 +44,9 @@ class Parser(argparse.ArgumentParser):
         raise BadInput(f"{message} (see {self.prog} --help)")
 
 
-def _common(json_default: bool = False) -> Parser:
+def _common() -> Parser:
     p = Parser(add_help=False)
-    p.add_argument("--json", action="store_true", default=json_default, help="machine-readable output on stdout")
+    p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     p.add_argument("-v", "--verbose", action="count", default=0, help="ansible verbosity (-v ... -vvvv)")
     return p
 
@@ -181,8 +182,6 @@ def validate_extra_vars(items: list[str]) -> list[str]:
 
 
 def _split_kv(item: str) -> list[str]:
-    import shlex
-
     try:
         parts = shlex.split(item)
     except ValueError as exc:
@@ -249,7 +248,7 @@ def _progress(args: argparse.Namespace) -> Progress:
     return Progress(show_skipped=args.verbose > 0, enabled=not getattr(args, "quiet", False))
 
 
-def _no_hosts(result: RunResult, args: argparse.Namespace) -> bool:
+def _no_hosts(result: RunResult) -> bool:
     return result.exit_code == ExitCode.OK and not result.hosts()
 
 
@@ -274,7 +273,7 @@ def cmd_deploy(args: argparse.Namespace, project: Project) -> int:
     summary = run_summary("deploy", result)
     summary["check"] = args.check
     summary["endpoints"] = result.captured
-    if _no_hosts(result, args):
+    if _no_hosts(result):
         raise BadInput(f"no host matched (inventory {inventory or 'from ansible.cfg'}, limit {limit or 'none'})")
     human = [f"deploy{' (check mode)' if args.check else ''}: {result.status}"]
     for host, info in summary["hosts"].items():
@@ -315,7 +314,7 @@ def run_status(args: argparse.Namespace, project: Project, limit: str | None, de
 
 def cmd_status(args: argparse.Namespace, project: Project) -> int:
     result = run_status(args, project, args.limit, deep=True)
-    if _no_hosts(result, args):
+    if _no_hosts(result):
         raise BadInput(
             f"no host matched (inventory {args.inventory or 'from ansible.cfg'}, limit {args.limit or 'none'})"
         )
