@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Generate a tiny Mistral-architecture model (random weights) with a trained tokenizer, for CPU vLLM tests.
 
     python scripts/tiny_model.py OUTDIR [--head-dim 32] [--vocab-size 8000] [--seed 0]
