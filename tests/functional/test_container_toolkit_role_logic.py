@@ -6,41 +6,15 @@ Each test runs one tag of the role in check mode against the local machine, so n
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-ANSIBLE_PLAYBOOK = Path(sys.executable).with_name("ansible-playbook")
-
-PLAYBOOK = """
-- hosts: all
-  gather_facts: true
-  roles:
-    - oci_gpu.vllm.container_toolkit
-"""
+from ansible_local import run_role
 
 
 def _run_tag(tmp_path: Path, tag: str, extra_vars: dict) -> subprocess.CompletedProcess:
-    playbook = tmp_path / "preflight.yml"
-    playbook.write_text(PLAYBOOK)
-    env = dict(
-        os.environ,
-        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
-        ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".collections"),
-        ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"),
-        ANSIBLE_NOCOLOR="1",
-        # Only the inline host list: the test must not depend on other inventory plugins.
-        ANSIBLE_INVENTORY_ENABLED="ansible.builtin.host_list",
-    )
-    argv = [str(ANSIBLE_PLAYBOOK), "-i", "localhost,", "-c", "local", "--check"]
-    argv += ["--tags", tag]
-    argv += ["-e", json.dumps({"ansible_python_interpreter": sys.executable, **extra_vars}), str(playbook)]
-    return subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False)
+    return run_role(tmp_path, "container_toolkit", extra_vars, options=("--check", "--tags", tag), gather_facts=True)
 
 
 @pytest.mark.slow

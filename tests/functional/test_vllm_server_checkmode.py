@@ -8,25 +8,15 @@ created: not the files, not the container. The secrets appear nowhere in the out
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from ansible_local import run_role
 
-ROOT = Path(__file__).resolve().parents[2]
-ANSIBLE_PLAYBOOK = Path(sys.executable).with_name("ansible-playbook")
 IMAGE = "oci-vllm-test/vllm-cpu:0.32.0"
 HF_TOKEN = "hf_CheckModeStandInToken5e2f"
 API_KEY = "checkModeStandInApiKey9b7c3a"
-
-PLAYBOOK = """
-- hosts: all
-  gather_facts: false
-  roles:
-    - oci_gpu.vllm.vllm_server
-"""
 
 
 def _docker_image_present(name: str) -> bool:
@@ -39,9 +29,7 @@ def _docker_image_present(name: str) -> bool:
 @pytest.mark.docker
 @pytest.mark.skipif(not _docker_image_present(IMAGE), reason=f"{IMAGE} not built (scripts/vllm-cpu-image.sh)")
 def test_mixtral_awq_tp4_container_arguments_in_check_mode(tmp_path: Path) -> None:
-    (tmp_path / "site.yml").write_text(PLAYBOOK)
     extra_vars = {
-        "ansible_python_interpreter": sys.executable,
         "nvidia_driver_gpus": 4,
         "vllm_server_image": IMAGE,  # a local image: check mode does not pull
         "vllm_server_container_name": "pytest-vllm-server-checkmode",
@@ -57,16 +45,14 @@ def test_mixtral_awq_tp4_container_arguments_in_check_mode(tmp_path: Path) -> No
         "vllm_server_hf_token_file": str(tmp_path / "etc" / "hf_token"),
         "vllm_server_cache_dir": str(tmp_path / "cache"),
     }
-    env = dict(
-        os.environ,
-        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
-        ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".collections"),
-        ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"),
-        ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
+    result = run_role(
+        tmp_path,
+        "vllm_server",
+        extra_vars,
+        options=("--check", "--skip-tags", "vllm_server_install"),
+        env={"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"},
+        timeout=180,
     )
-    argv = [str(ANSIBLE_PLAYBOOK), "-i", "localhost,", "-c", "local", "--check", "--skip-tags", "vllm_server_install"]
-    argv += ["-e", json.dumps(extra_vars), str(tmp_path / "site.yml")]
-    result = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180, check=False)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
     for secret in (HF_TOKEN, API_KEY):

@@ -5,38 +5,15 @@ Runs only the role's preflight tag, in check mode, against the local machine: no
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-ANSIBLE_PLAYBOOK = Path(sys.executable).with_name("ansible-playbook")
-
-PLAYBOOK = """
-- hosts: all
-  gather_facts: false
-  roles:
-    - oci_gpu.vllm.vllm_server
-"""
+from ansible_local import run_role
 
 
 def _preflight(tmp_path: Path, extra_vars: dict) -> subprocess.CompletedProcess:
-    playbook = tmp_path / "preflight.yml"
-    playbook.write_text(PLAYBOOK)
-    env = dict(
-        os.environ,
-        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
-        ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".collections"),
-        ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"),
-        ANSIBLE_NOCOLOR="1",
-    )
-    argv = [str(ANSIBLE_PLAYBOOK), "-i", "localhost,", "-c", "local", "--check", "--tags", "vllm_server_preflight"]
-    argv += ["-e", json.dumps({"ansible_python_interpreter": sys.executable, **extra_vars}), str(playbook)]
-    return subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False)
+    return run_role(tmp_path, "vllm_server", extra_vars, options=("--check", "--tags", "vllm_server_preflight"))
 
 
 @pytest.mark.slow
