@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -327,6 +328,24 @@ def test_remote_strings_are_not_templated(emu, calls, tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "NAME=[%s]" % TRICKY_NAME in proc.stdout
     assert "uid=" not in proc.stdout
+
+
+def test_example_group_vars_give_each_host_its_shape_for_the_driver_role(emu, calls, tmp_path):
+    shutil.copytree(ROOT / "inventory" / "oci" / "group_vars", tmp_path / "group_vars")
+    playbook = tmp_path / "shape.yml"
+    playbook.write_text(
+        "- hosts: oci_gpu\n  gather_facts: false\n  connection: local\n  tasks:\n"
+        "    - ansible.builtin.debug:\n        msg: 'SHAPE {{ oci_id }} {{ nvidia_driver_shape }}'\n"
+    )
+    proc = subprocess.run(
+        [str(ROOT / ".venv/bin/ansible-playbook"), "-i", str(cfg(tmp_path)), str(playbook)],
+        env=_env(emu, ANSIBLE_PYTHON_INTERPRETER=sys.executable), capture_output=True, text=True, check=False,
+        timeout=300, cwd=ROOT,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    seen = dict(re.findall(r"SHAPE (ocid1\S+) ([^\s\"']+)", proc.stdout))
+    expected = {oci_id: inst["shape"] for oci_id, (inst, _region, _vnic) in expected_hosts(emu.state).items()}
+    assert seen == expected
 
 
 def test_bad_credentials_fail_clearly(emu, calls, tmp_path):
