@@ -95,11 +95,9 @@ def main(args: list) -> None:
         fail(2, "Invalid combination of input arguments. Please run 'nvidia-smi -h' for help.")
     loaded = read_seam("loaded-version")
     if not loaded:
-        fail(
-            9,
-            "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. "
-            "Make sure that the latest NVIDIA driver is installed and running.",
-        )
+        # What the REAL nvidia-smi (nvidia-utils-580-server) prints in a container with the packages installed and no
+        # module loaded: measured 2026-12-02, ../shared/notes/environment.md. Same for the table, -L and --query-gpu.
+        fail(255, "Failed to initialize NVML: Unknown Error")
     if loaded != LIBRARY_VERSION:
         fail(18, f"Failed to initialize NVML: Driver/library version mismatch\nNVML library version: {LIBRARY_VERSION}")
     devices = gpus()
