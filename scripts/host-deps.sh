@@ -10,6 +10,7 @@ declare -A wanted=(
   [gpg]=gnupg
   [ip]=iproute2
   [curl]=curl
+  [ssh]=openssh-client
 )
 missing=()
 for cmd in "${!wanted[@]}"; do

@@ -1,12 +1,22 @@
 #!/usr/bin/env bash
 # Build the systemd test-host images Molecule uses, from debootstrap rootfs + `docker import` (no registry here).
 #   scripts/test-host-images.sh [jammy] [noble] [bookworm]     (default: jammy noble)
-# Idempotent and fast on re-run: an image is rebuilt only when this recipe changed (label oci-vllm.recipe).
+# The Ubuntu images look like OCI's Canonical Ubuntu platform images as far as a container can (sshd, user ubuntu,
+# OCI's host firewall, apt-daily/unattended-upgrades, the linux-oracle meta packages): scripts/test-host-files/ holds
+# what goes in and its README.md says what is like OCI, what is not, and how to run a container from them.
+# bookworm stays a plain systemd host. Idempotent and fast on re-run: an image is rebuilt only when its recipe (this
+# script and every file it copies in) changed (label oci-vllm.recipe).
+#   OCI_VLLM_TEST_KERNEL=0   build the Ubuntu images without the linux-oracle meta packages (about 35 s and 300 MB less)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
+files=$here/test-host-files
+image_files=(setup-oci-like.sh oci-rules.v4 oci-rules.v6)  # copied into the Ubuntu images
 cache=${OCI_VLLM_CACHE:-/var/tmp/oci-vllm}
-recipe=$(sha256sum "$0" | cut -c1-16)
+kernel=${OCI_VLLM_TEST_KERNEL:-1}
+case "$kernel" in 0 | 1) ;; *) echo "OCI_VLLM_TEST_KERNEL='$kernel': allowed are 0 and 1" >&2; exit 1 ;; esac
+recipe=$({ cat "$here/$(basename "$0")"; (cd "$files" && sha256sum "${image_files[@]}"); echo "kernel=$kernel"; } \
+  | sha256sum | cut -c1-16)
 ubuntu_mirror=${UBUNTU_MIRROR:-http://archive.ubuntu.com/ubuntu}
 debian_mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 host_ca_bundle=${HOST_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
@@ -41,7 +51,7 @@ ubuntu_keyring() {
 }
 
 build() {
-  local suite=$1 image rootfs
+  local suite=$1 image rootfs start=$SECONDS
   image=$(image_for "$suite")
   if [ "$(docker image inspect -f '{{ index .Config.Labels "oci-vllm.recipe" }}' "$image" 2>/dev/null)" = "$recipe" ]; then
     echo "test-host-images: $image is up to date"
@@ -51,10 +61,16 @@ build() {
   rm -rf "$rootfs"
   mkdir -p "$rootfs"
   echo "test-host-images: debootstrap $suite -> $image"
+  local ctx
+  ctx=$(mktemp -d)
+  printf 'FROM %s\n' "$image-rootfs" >"$ctx/Dockerfile"
   case "$suite" in
     bookworm)
       debootstrap --variant=minbase --include="$packages" bookworm "$rootfs" "$debian_mirror" >"$cache/debootstrap-$suite.log" 2>&1
       printf 'deb %s bookworm main\ndeb %s bookworm-updates main\n' "$debian_mirror" "$debian_mirror" >"$rootfs/etc/apt/sources.list"
+      # A plain systemd host: no apt runs of its own after boot.
+      ln -sf /dev/null "$rootfs/etc/systemd/system/apt-daily.timer"
+      ln -sf /dev/null "$rootfs/etc/systemd/system/apt-daily-upgrade.timer"
       ;;
     *)
       # debootstrap 1.0.128 has no noble script; the generic Ubuntu (gutsy) script handles it.
@@ -62,9 +78,14 @@ build() {
       [ -e "$script" ] || script=/usr/share/debootstrap/scripts/gutsy
       debootstrap --variant=minbase --components=main,universe --keyring="$(ubuntu_keyring)" \
         --include="$packages" "$suite" "$rootfs" "$ubuntu_mirror" "$script" >"$cache/debootstrap-$suite.log" 2>&1
-      printf 'deb %s %s main universe\ndeb %s %s-updates main universe\n' \
+      # restricted + multiverse: Canonical's NVIDIA driver and Fabric Manager packages live there.
+      printf 'deb %s %s main universe restricted multiverse\ndeb %s %s-updates main universe restricted multiverse\n' \
         "$ubuntu_mirror" "$suite" "$ubuntu_mirror" "$suite" >"$rootfs/etc/apt/sources.list"
       rm -f "$rootfs/etc/apt/sources.list.d/ubuntu.sources"
+      mkdir "$ctx/files"
+      (cd "$files" && cp "${image_files[@]}" "$ctx/files/")
+      printf 'COPY files /tmp/oci-vllm-setup\nRUN OCI_VLLM_TEST_KERNEL=%s bash /tmp/oci-vllm-setup/setup-oci-like.sh && rm -rf /tmp/oci-vllm-setup\n' \
+        "$kernel" >>"$ctx/Dockerfile"
       ;;
   esac
   # HTTPS may pass a TLS-intercepting proxy: trust what the host trusts, also after update-ca-certificates runs.
@@ -72,7 +93,7 @@ build() {
   cp "$host_ca_bundle" "$rootfs/etc/ssl/certs/ca-certificates.crt"
   # Units that have nothing to do in a container and only slow boot or fail.
   for unit in systemd-udevd.service systemd-udevd-control.socket systemd-udevd-kernel.socket \
-    getty.target console-getty.service systemd-logind.service apt-daily.timer apt-daily-upgrade.timer; do
+    getty.target console-getty.service systemd-logind.service; do
     ln -sf /dev/null "$rootfs/etc/systemd/system/$unit"
   done
   : >"$rootfs/etc/machine-id"
@@ -80,14 +101,19 @@ build() {
   # An emptied list dir must not look freshly updated, or apt cache_valid_time would skip the update.
   touch -d '2000-01-01' "$rootfs/var/lib/apt/lists"
   tar -C "$rootfs" -c . | docker import - "$image-rootfs" >/dev/null
-  local ctx
-  ctx=$(mktemp -d)
-  printf 'FROM %s\nLABEL oci-vllm.recipe=%s\nENV container=docker\nSTOPSIGNAL SIGRTMIN+3\nCMD ["/lib/systemd/systemd"]\n' \
-    "$image-rootfs" "$recipe" >"$ctx/Dockerfile"
-  DOCKER_BUILDKIT=0 docker build -q -t "$image" "$ctx" >/dev/null 2>&1
+  rm -rf "$rootfs"
+  printf 'LABEL oci-vllm.recipe=%s\nENV container=docker\nSTOPSIGNAL SIGRTMIN+3\nCMD ["/lib/systemd/systemd"]\n' \
+    "$recipe" >>"$ctx/Dockerfile"
+  local log="$cache/image-build-$suite.log" status=0
+  DOCKER_BUILDKIT=0 docker build --network host --force-rm -t "$image" "$ctx" >"$log" 2>&1 || status=$?
   docker rmi "$image-rootfs" >/dev/null
-  rm -rf "$ctx" "$rootfs"
-  echo "test-host-images: built $image"
+  rm -rf "$ctx"
+  if [ $status -ne 0 ]; then
+    echo "test-host-images: building $image failed; last lines of $log:" >&2
+    tail -n 20 "$log" >&2
+    return 1
+  fi
+  echo "test-host-images: built $image in $((SECONDS - start)) s"
 }
 
 mkdir -p "$cache"

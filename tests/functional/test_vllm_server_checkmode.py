@@ -62,7 +62,7 @@ def test_mixtral_awq_tp4_container_arguments_in_check_mode(tmp_path: Path) -> No
     run = next(iter(next(t for t in tasks if "Run the vLLM container" in t["task"]["name"])["hosts"].values()))
     args = run["invocation"]["module_args"]
     assert args["command"] == [
-        "vllm", "serve", "TheBloke/mixtral-8x7b-v0.1-AWQ", "--host", "0.0.0.0", "--port", "8000",
+        "vllm", "serve", "TheBloke/mixtral-8x7b-v0.1-AWQ", "--host", "0.0.0.0", "--port", "18099",
         "--dtype", "auto", "--tensor-parallel-size", "4", "--gpu-memory-utilization", "0.95",
         "--quantization", "awq", "--enforce-eager",
     ]  # fmt: skip
@@ -75,7 +75,8 @@ def test_mixtral_awq_tp4_container_arguments_in_check_mode(tmp_path: Path) -> No
     assert f"{tmp_path}/etc/hf_token:/run/oci-vllm/hf_token:ro" in args["volumes"]
     assert args["restart_policy"] == "unless-stopped"
     assert args["log_driver"] == "json-file"
-    assert args["published_ports"] == ["0.0.0.0:18099:8000"]
+    assert args["network_mode"] == "host"
+    assert "published_ports" not in args or not args["published_ports"]
     assert run["changed"] is True
     # Check mode: nothing was written and no container exists.
     assert not (tmp_path / "etc").exists()

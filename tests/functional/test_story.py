@@ -1,0 +1,326 @@
+"""The user's real path, end to end (`make story`): `ansible-playbook site.yml -l a10` from the repo root, hosts found
+by the oci_gpu inventory plugin (real oci SDK, loopback OCI emulator), reached over real SSH as `ubuntu` with sudo,
+on systemd hosts built like OCI's Ubuntu images (OCI's iptables rules loaded by netfilter-persistent, apt timers on).
+
+Every role runs for real on each host: nvidia_driver (NVIDIA STAND-IN packages: no GPU here; containers cannot reboot,
+so the reboot stays pending), container_toolkit (Docker from the Ubuntu archive, stand-in toolkit packages), vllm_server
+with the REAL CPU vLLM image serving a tiny model, health gate. Then the seed's three calls from the control node at
+each address the inventory gives, a re-run with changed=0, the firewall through `netfilter-persistent reload` and a
+Docker restart, and `oci-vllm deploy/status/models/complete/chat`.
+
+What stands in, and why: the stand-in apt repository (NVIDIA's is unreachable) served from the control node; the vLLM
+image, which cannot be pulled here (no registry): the control node saves it once, and a docker.service drop-in mounted
+into each host loads it when the role's Docker starts (a stand-in for the pull, invisible to the role).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from oci_emulator.fleet import add_compartment, add_instance, empty_state
+from oci_emulator.harness import Harness
+from oci_like_hosts import docker_bridge_gateway, remove_host, ssh_key, start_host, wait_for_ssh
+
+pytestmark = [
+    pytest.mark.story,
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root (Docker, /etc/hosts entries for the OCI emulator)"),
+]
+
+ROOT = Path(__file__).resolve().parents[2]
+CACHE = Path(os.environ.get("OCI_VLLM_CACHE", "/var/tmp/oci-vllm"))
+VLLM_IMAGE = os.environ.get("VLLM_CPU_IMAGE", "oci-vllm-test/vllm-cpu:0.32.0")
+DOMAIN, ADDRESS = "ocigpu-story.test", "127.0.0.74"
+REGIONS = ("emu-east-1", "emu-west-1")
+HOSTS = {"story-a10-jammy": "jammy", "story-a10-noble": "noble"}
+REPO_PORT = 8765
+MODEL = "mistralai/Mistral-7B-Instruct-v0.2"
+RECAP = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.MULTILINE)
+# The drop-in that stands in for `docker pull` (no registry here). Loaded before the role's first docker task.
+PRELOAD_DROPIN = """# oci_gpu.vllm TEST STAND-IN for a registry pull (tests/functional/test_story.py): when Docker
+# starts, load the CPU vLLM image the control node saved, unless it is there already. Not on real hosts.
+[Service]
+TimeoutStartSec=0
+ExecStartPost=/bin/sh -c 'docker image inspect %s >/dev/null 2>&1 || \\
+  docker load -q -i /var/lib/oci-vllm-test/vllm-cpu.tar'
+"""
+
+
+def _run(argv, env, timeout=1500, cwd=ROOT):
+    start = time.monotonic()
+    result = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    result.seconds = time.monotonic() - start  # type: ignore[attr-defined]
+    return result
+
+
+def _recap(stdout: str) -> dict[str, dict[str, int]]:
+    return {m[0]: {"ok": int(m[1]), "changed": int(m[2]), "unreachable": int(m[3]), "failed": int(m[4])}
+            for m in RECAP.findall(stdout)}  # fmt: skip
+
+
+def _tail(result, lines=60) -> str:
+    return "\n".join((result.stdout + "\n" + result.stderr).splitlines()[-lines:])
+
+
+def _saved_image(work: Path) -> Path:
+    """`docker save` of the CPU vLLM image, made once per image id."""
+    image_id = subprocess.run(
+        ["docker", "image", "inspect", "-f", "{{.Id}}", VLLM_IMAGE], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    tar = CACHE / "story" / ("vllm-cpu-%s.tar" % image_id.split(":")[-1][:12])
+    if not tar.exists():
+        tar.parent.mkdir(parents=True, exist_ok=True)
+        for old in tar.parent.glob("vllm-cpu-*.tar"):
+            old.unlink()
+        subprocess.run(["docker", "save", "-o", str(tar) + ".part", VLLM_IMAGE], check=True)
+        os.rename(str(tar) + ".part", tar)
+    return tar
+
+
+def _tiny_model() -> Path:
+    model = CACHE / "story" / "models" / "tiny-mistral"
+    if not (model / "model.safetensors").exists():
+        python = CACHE / "vllm-venv" / "bin" / "python3"
+        subprocess.run([str(python), str(ROOT / "scripts/tiny_model.py"), str(model)], check=True, capture_output=True)
+    return model
+
+
+def _standin_repo(work: Path) -> Path:
+    """The NVIDIA stand-in repository laid out as NVIDIA's: <base>/<distro>/x86_64/ (driver) and a flat toolkit repo."""
+    repo = CACHE / "story" / "standin-repo"
+    subprocess.run([str(ROOT / "scripts/standin-apt-repo.sh"), str(repo)], check=True, capture_output=True)
+    shutil.copy(repo / "standin-archive-keyring.asc", repo / "3bf863cc.pub")  # the role's default key file name
+    www = work / "www"
+    for distro in ("ubuntu2204", "ubuntu2404"):
+        (www / "cuda" / distro).mkdir(parents=True)
+        (www / "cuda" / distro / "x86_64").symlink_to(repo)
+    (www / "toolkit").symlink_to(repo)
+    return www
+
+
+def _tenancy(ips: dict[str, str]) -> dict:
+    """Two VM.GPU.A10.1 in two compartments (and regions) carrying the test hosts' addresses, plus one VM.Standard."""
+    state = empty_state(REGIONS)
+    team_a, team_b = add_compartment(state, "team-a"), add_compartment(state, "team-b")
+    tags = {"vllm": "true", "environment": "story"}
+    placed = [
+        add_instance(state, REGIONS[0], team_a, "story-a10-jammy", public=False, freeform=tags),
+        add_instance(state, REGIONS[1], team_b, "story-a10-noble", public=False, freeform=tags),
+        add_instance(state, REGIONS[0], team_a, "story-cpu", shape="VM.Standard.E4.Flex", gpus=0,
+                     gpu_description=None, public=False, freeform=tags),
+    ]  # fmt: skip
+    for inst in placed[:2]:
+        region = inst["region"]
+        vnic_id = next(a["vnicId"] for a in state["vnicAttachments"][region] if a["instanceId"] == inst["id"])
+        state["vnics"][region][vnic_id]["privateIp"] = ips[inst["displayName"]]
+        next(p for p in state["privateIps"][region] if p["vnicId"] == vnic_id)["ipAddress"] = ips[inst["displayName"]]
+    return state
+
+
+@pytest.fixture(scope="module")
+def story(tmp_path_factory):
+    work = tmp_path_factory.mktemp("story")
+    key = ssh_key()
+    preload = work / "docker-preload.conf"
+    preload.write_text(PRELOAD_DROPIN % VLLM_IMAGE)
+    mounts = (
+        "%s:/var/lib/oci-vllm-test/vllm-cpu.tar:ro" % _saved_image(work),
+        "%s:/etc/systemd/system/docker.service.d/oci-vllm-test-preload.conf:ro" % preload,
+        "%s:/opt/oci-vllm-test/models/tiny-mistral:ro" % _tiny_model(),
+    )
+    hosts = {name: start_host(name, suite, key, docker_inside=True, mounts=mounts) for name, suite in HOSTS.items()}
+    gateway = docker_bridge_gateway()
+    www = _standin_repo(work)
+    repo_server = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(REPO_PORT), "--bind", gateway, "--directory", str(www)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    emulator = None
+    try:
+        (work / "emu").mkdir()
+        emulator = Harness(work / "emu", _tenancy({n: h.ip for n, h in hosts.items()}), DOMAIN, ADDRESS)
+        ssh_seconds = {name: wait_for_ssh(host) for name, host in hosts.items()}
+        # The user's inventory: the shipped config, its group_vars, and this run's own cache directory.
+        inventory = work / "inventory"
+        inventory.mkdir()
+        config = yaml.safe_load((ROOT / "inventory/oci/tenancy.oci_gpu.yml").read_text())
+        config["cache_connection"] = str(work / "inventory-cache")
+        (inventory / "tenancy.oci_gpu.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+        (inventory / "group_vars").symlink_to(ROOT / "inventory/oci/group_vars")
+        # What differs from a real OCI host, and only that: stand-in repositories, no reboot, the CPU image and model.
+        extra = {
+            "nvidia_driver_cuda_repo_base_url": "http://%s:%d/cuda" % (gateway, REPO_PORT),
+            "nvidia_driver_install_kernel_headers": False,  # containers run the build machine's kernel
+            "nvidia_driver_reboot_policy": "never",  # containers cannot reboot
+            "container_toolkit_repo_url": "http://%s:%d/toolkit" % (gateway, REPO_PORT),
+            "container_toolkit_repo_key_url": "http://%s:%d/toolkit/standin-archive-keyring.gpg" % (gateway, REPO_PORT),
+            "container_toolkit_repo_keyring": "/etc/apt/keyrings/nvidia-container-toolkit-standin.gpg",
+            "vllm_server_image": VLLM_IMAGE,
+            "vllm_server_gpus": "none",
+            "vllm_server_model": "/models/tiny-mistral",
+            "vllm_server_served_model_name": MODEL,
+            "vllm_server_extra_volumes": ["/opt/oci-vllm-test/models/tiny-mistral:/models/tiny-mistral:ro"],
+            "vllm_server_env": {"VLLM_CPU_KVCACHE_SPACE": 1},
+            "vllm_server_enforce_eager": True,
+            "vllm_server_max_model_len": 512,
+            "vllm_server_wait_timeout": 600,
+        }
+        extra_file = work / "story-vars.yml"
+        extra_file.write_text(yaml.safe_dump(extra))
+        home = work / "home"  # the control-node user's home: the generated API key is kept under it
+        home.mkdir()
+        env = dict(
+            os.environ,
+            **emulator.env,
+            HOME=str(home),
+            ANSIBLE_PRIVATE_KEY_FILE=str(key),
+            ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED="True",
+            ANSIBLE_NOCOLOR="1",
+            ANSIBLE_FORCE_COLOR="0",
+        )
+        yield {"hosts": hosts, "inventory": inventory, "extra": extra_file, "env": env, "home": home,
+               "ssh_seconds": ssh_seconds, "timings": {}}  # fmt: skip
+    finally:
+        if emulator is not None:
+            emulator.close()
+        repo_server.terminate()
+        if not os.environ.get("OCI_VLLM_STORY_KEEP"):  # keep the hosts to look at them after a failure
+            for name in HOSTS:
+                remove_host(name)
+
+
+def _api_key(story) -> str:
+    return (story["home"] / ".oci-vllm" / "vllm_server_api_key").read_text().strip()
+
+
+def _call(url: str, key: str | None, body: dict | None = None, timeout: float = 60) -> tuple[int, dict]:
+    headers = {"Content-Type": "application/json"}
+    if key:
+        headers["Authorization"] = "Bearer " + key
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, headers=headers, method="POST" if body is not None else "GET")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        return exc.code, {}
+
+
+def _site(story, *args):
+    argv = [str(Path(sys.executable).with_name("ansible-playbook")), "site.yml", "-l", "a10",
+            "-i", str(story["inventory"]), "-e", "@%s" % story["extra"], *args]  # fmt: skip
+    return _run(argv, story["env"])
+
+
+def test_site_converges_over_ssh_as_ubuntu(story):
+    result = _site(story)
+    story["timings"]["first converge"] = result.seconds
+    print("site.yml first converge: %.0f s; SSH ready after %s" % (result.seconds, story["ssh_seconds"]))
+    assert result.returncode == 0, _tail(result)
+    recap = _recap(result.stdout)
+    # The inventory plugin found exactly the two A10 hosts, by the private IPs OCI gives them; the VM.Standard is out.
+    assert set(recap) == {h.ip for h in story["hosts"].values()}, recap
+    assert all(r["failed"] == 0 and r["unreachable"] == 0 for r in recap.values()), recap
+    # Every task ran as `ubuntu` over SSH; root came from become, not from the connection.
+    assert "ubuntu" in story["hosts"]["story-a10-jammy"].ssh("id -un").stdout
+    assert "GPU roles (nvidia_driver, container_toolkit) run" in result.stdout
+
+
+def test_seed_calls_from_the_control_node_at_each_inventory_address(story):
+    key = _api_key(story)
+    for host in story["hosts"].values():
+        base = "http://%s:8000" % host.ip
+        status, models = _call(base + "/v1/models", key)
+        assert status == 200 and [m["id"] for m in models["data"]] == [MODEL], (host.name, models)
+        assert _call(base + "/v1/models", None)[0] == 401
+        status, completion = _call(
+            base + "/v1/completions", key, {"model": MODEL, "prompt": "A GPU is a", "max_tokens": 8}
+        )
+        assert status == 200 and completion["choices"][0]["text"], completion
+        question = "Which GPU models are available on Oracle Cloud Infrastructure?"
+        chat_body = {"model": MODEL, "max_tokens": 8, "messages": [{"role": "user", "content": question}]}
+        status, chat = _call(base + "/v1/chat/completions", key, chat_body)
+        assert status == 200 and chat["choices"][0]["message"]["content"] is not None, chat
+
+
+def test_second_run_changes_nothing(story):
+    result = _site(story)
+    story["timings"]["converged re-run"] = result.seconds
+    print("site.yml re-run: %.0f s (first converge %.0f s)" % (result.seconds, story["timings"]["first converge"]))
+    assert result.returncode == 0, _tail(result)
+    recap = _recap(result.stdout)
+    assert len(recap) == 2 and all(r["changed"] == 0 and r["failed"] == 0 for r in recap.values()), recap
+
+
+def _reachable(ip: str, key: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if _call("http://%s:8000/v1/models" % ip, key, timeout=5)[0] == 200:
+                return True
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(1)
+
+
+def test_firewall_rule_is_what_opens_the_endpoint_and_it_survives(story):
+    host = story["hosts"]["story-a10-noble"]
+    key = _api_key(story)
+    rules = host.ssh("sudo iptables -S INPUT").stdout
+    ours = [line for line in rules.splitlines() if "oci_gpu.vllm vllm_server" in line]
+    assert len(ours) == 1 and "--dport 8000" in ours[0], rules
+    assert rules.splitlines()[-1].startswith("-A INPUT -j REJECT"), rules  # OCI's REJECT is still the last word
+    assert "oci_gpu.vllm vllm_server tcp/8000" in host.ssh("sudo cat /etc/iptables/rules.v4").stdout
+
+    host.ssh("sudo netfilter-persistent reload")
+    assert _reachable(host.ip, key, 10), "endpoint closed after netfilter-persistent reload"
+    host.ssh("sudo systemctl restart docker", timeout=300)
+    assert _reachable(host.ip, key, 240), "endpoint not back after a Docker restart"
+
+    # The rules.v4 copy and the live rule are one and the same rule: a re-run after the reload finds it unchanged.
+    reloaded = [line for line in host.ssh("sudo iptables -S INPUT").stdout.splitlines() if "oci_gpu.vllm" in line]
+    assert reloaded == ours, (reloaded, ours)
+    # Without the rule, OCI's REJECT closes the port: the endpoint is reachable only because the role opened it.
+    host.ssh("sudo iptables -D " + ours[0][len("-A ") :])  # the remote shell parses iptables' own quoting
+    assert not _reachable(host.ip, key, 3), "endpoint still reachable without the role's rule"
+    host.ssh("sudo netfilter-persistent reload")  # the persisted rule comes back
+    assert _reachable(host.ip, key, 10)
+
+
+def _cli(story, *args, timeout=1500):
+    return _run([str(Path(sys.executable).with_name("oci-vllm")), *args], story["env"], timeout=timeout)
+
+
+def test_oci_vllm_deploy_status_and_the_seed_calls(story):
+    inventory = str(story["inventory"])
+    deploy = _cli(story, "deploy", "-l", "a10", "-i", inventory, "-e", "@%s" % story["extra"], "-q")
+    story["timings"]["oci-vllm deploy"] = deploy.seconds
+    assert deploy.returncode == 0, _tail(deploy)
+    status = _cli(story, "status", "-i", inventory, "-l", "a10", "--json")
+    assert status.returncode == 0, _tail(status)
+    report = json.loads(status.stdout)
+    assert sorted(r["host"] for r in report["hosts"]) == sorted(h.ip for h in story["hosts"].values()), report
+    assert all(r["ready"] is True and r["container_state"] == "running" for r in report["hosts"]), report
+    for host in story["hosts"].values():
+        models = _cli(story, "models", "-i", inventory, "--host", host.ip, "--json")
+        assert models.returncode == 0 and MODEL in models.stdout, _tail(models)
+        complete = _cli(story, "complete", "-i", inventory, "--host", host.ip, "A GPU is a", "--max-tokens", "8")
+        assert complete.returncode == 0 and complete.stdout.strip(), _tail(complete)
+        chat = _cli(story, "chat", "-i", inventory, "--host", host.ip, "--max-tokens", "8")
+        assert chat.returncode == 0, _tail(chat)
+    print("timings: %s" % {k: round(v) for k, v in story["timings"].items()})
