@@ -14,7 +14,7 @@ version_added: "0.1.0"
 description:
   - Reads the loaded kernel module's version (C(/sys/module/nvidia/version), C(/proc/driver/nvidia/version)), asks
     C(nvidia-smi) for the GPUs and the driver version it talks to, and lists the installed driver packages.
-  - Decides from all three: a working driver of the wanted branch is C(ok) (from packages) or C(adopt) (installed some
+  - Decides from all three. A working driver of the wanted branch is C(ok) (from packages) or C(adopt) (installed some
     other way, e.g. OCI GPU images); another branch is replaced, kept or refused (O(other_branch)); no loaded driver
     means C(install); installed packages that differ from the loaded module mean C(reboot).
   - Read-only; runs the same in check mode.
