@@ -18,7 +18,8 @@ description:
     other way, e.g. OCI GPU images); another branch is replaced, kept or refused (O(other_branch)); no loaded driver
     means C(install); installed packages that differ from the loaded module mean C(reboot).
   - Read-only; runs the same in check mode.
-author: oci_gpu.vllm contributors
+author:
+  - oci_gpu.vllm maintainers (!UNKNOWN)
 options:
   branch:
     description: Wanted driver branch, e.g. C(580).
