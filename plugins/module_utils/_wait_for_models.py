@@ -108,6 +108,7 @@ class ModelWaiter:
         container: Optional[str] = None,
         deep_check: bool = False,
         validate_certs: bool = True,
+        ca_path: Optional[str] = None,
         docker_socket: str = DEFAULT_DOCKER_SOCKET,
         log_lines: int = 40,
         clock: Callable[[], float] = time.monotonic,
@@ -124,6 +125,7 @@ class ModelWaiter:
         self.container = container or None
         self.deep_check = deep_check
         self.validate_certs = validate_certs
+        self.ca_path = ca_path or None
         self.docker = DockerEngine(docker_socket) if self.container else None
         self.log_lines = log_lines
         self._clock = clock
@@ -170,6 +172,7 @@ class ModelWaiter:
                 headers=headers,
                 timeout=timeout,
                 validate_certs=self.validate_certs,
+                ca_path=self.ca_path,
                 follow_redirects="safe",
             )
             return response.getcode(), response.read()

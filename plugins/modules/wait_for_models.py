@@ -81,6 +81,11 @@ options:
       - Verify the server's TLS certificate for C(https) URLs.
     type: bool
     default: true
+  ca_path:
+    description:
+      - PEM file of the CA that verifies the server's certificate (for example the one vllm_server's front uses),
+        instead of the system's trust store.
+    type: path
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
@@ -194,6 +199,7 @@ def main():
             log_lines=dict(type="int", default=40),
             deep_check=dict(type="bool", default=False),
             validate_certs=dict(type="bool", default=True),
+            ca_path=dict(type="path"),
         ),
         supports_check_mode=True,
     )
@@ -211,6 +217,7 @@ def main():
             log_lines=params["log_lines"],
             deep_check=params["deep_check"],
             validate_certs=params["validate_certs"],
+            ca_path=params["ca_path"],
         )
     except WaitForModelsError as exc:
         module.fail_json(msg=exc.msg, changed=False, **exc.result)

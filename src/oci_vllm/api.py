@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import socket
+import ssl
 import urllib.error
 import urllib.request
 from typing import Any
@@ -22,11 +24,35 @@ def check_url(url: str) -> str:
     return url.rstrip("/")
 
 
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class Client:
-    def __init__(self, base_url: str, api_key: str = "", timeout: float = 120.0) -> None:
+    """The seed's calls. HTTPS verifies the certificate (with ca_file, else the system's CAs); the API key is never
+    sent over plain HTTP except to the loopback."""
+
+    def __init__(self, base_url: str, api_key: str = "", timeout: float = 120.0, ca_file: str = "") -> None:
         self.base_url = check_url(base_url)
         self.api_key = api_key
         self.timeout = timeout
+        parts = urlsplit(self.base_url)
+        if api_key and parts.scheme == "http" and not _loopback(parts.hostname or ""):
+            raise BadInput(
+                f"{self.base_url} is plain HTTP: the API key would cross the network in clear text; "
+                "use the endpoint's https:// URL (oci-vllm status shows it)"
+            )
+        self.context: ssl.SSLContext | None = None
+        if parts.scheme == "https":
+            try:
+                self.context = ssl.create_default_context(cafile=ca_file or None)
+            except (OSError, ssl.SSLError) as exc:
+                raise BadInput(f"--ca-file {ca_file!r} is not a readable PEM CA file: {exc}") from None
 
     def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         headers = {"Accept": "application/json"}
@@ -38,14 +64,16 @@ class Client:
             headers["Authorization"] = "Bearer " + self.api_key
         request = urllib.request.Request(self.base_url + path, data=data, headers=headers, method=method)  # noqa: S310
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310 (http/https checked)
+            with urllib.request.urlopen(request, timeout=self.timeout, context=self.context) as response:  # noqa: S310
                 return json.loads(response.read().decode("utf-8"))
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode("utf-8", "replace")[:300]
             hint = " (wrong or missing API key: set OCI_VLLM_API_KEY or --api-key-file)" if exc.code == 401 else ""
             raise EndpointError(f"{method} {self.base_url}{path} -> HTTP {exc.code}{hint}: {detail}") from None
-        except (urllib.error.URLError, socket.timeout, ConnectionError) as exc:
+        except (urllib.error.URLError, socket.timeout, ConnectionError, ssl.SSLError) as exc:
             reason = getattr(exc, "reason", exc)
+            if isinstance(reason, ssl.SSLCertVerificationError):
+                reason = f"certificate not trusted ({reason.verify_message}): give the endpoint's CA with --ca-file"
             raise EndpointUnreachable(f"{method} {self.base_url}{path}: cannot reach the endpoint: {reason}") from None
         except json.JSONDecodeError:
             raise EndpointError(f"{method} {self.base_url}{path}: the answer is not JSON") from None

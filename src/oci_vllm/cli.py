@@ -25,8 +25,6 @@ from .secrets import Secrets, load_secrets, read_secret_file
 SEED_PROMPT = "A GPU is a"
 SEED_CHAT = "Which GPU models are available on Oracle Cloud Infrastructure?"
 SECRET_VARS = ("vllm_server_hf_token", "vllm_server_api_key")
-STATUS_TASK = "Report the oci-vllm status"
-ENDPOINT_TASK = "Report the endpoint"
 _VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _LIMIT = re.compile(r"^[^\s]+$")
 
@@ -67,7 +65,11 @@ def _run_opts() -> Parser:
 
 def _endpoint_opts() -> Parser:
     p = Parser(add_help=False)
-    p.add_argument("--url", help="endpoint base URL, e.g. http://10.0.0.5:8000 (default: from the inventory host)")
+    p.add_argument("--url", help="endpoint base URL, e.g. https://10.0.0.5:8000 (default: from the inventory host)")
+    p.add_argument(
+        "--ca-file",
+        help="CA file that verifies the endpoint's certificate (default: the inventory host's, else the system's)",
+    )
     p.add_argument("--host", help="inventory host whose endpoint to use (default: the only one)")
     p.add_argument(
         "--api-key-file", help="file holding the API key (default: OCI_VLLM_API_KEY, else the host's kept key)"
@@ -267,19 +269,20 @@ def cmd_deploy(args: argparse.Namespace, project: Project) -> int:
         check=args.check,
         verbosity=args.verbose,
         event_handler=_progress(args),
-        capture_task=ENDPOINT_TASK,
         keep_artifacts=args.keep_artifacts,
     )
     summary = run_summary("deploy", result)
     summary["check"] = args.check
-    summary["endpoints"] = result.captured
+    summary["endpoints"] = {host: info.get("endpoint", "") for host, info in result.reported.items()}
     if _no_hosts(result):
         raise BadInput(f"no host matched (inventory {inventory or 'from ansible.cfg'}, limit {limit or 'none'})")
     human = [f"deploy{' (check mode)' if args.check else ''}: {result.status}"]
     for host, info in summary["hosts"].items():
         human.append(f"  {host}: {info['state']} (ok={info['ok']} changed={info['changed']} failed={info['failed']})")
-        if host in result.captured:
-            human.append(f"    {result.captured[host]}")
+        if host in result.reported:
+            info = result.reported[host]
+            ca = info.get("ca_file") or "public"
+            human.append(f"    {info.get('endpoint', '')} serves {info.get('models', [])} (CA: {ca})")
     for failure in result.failures:
         human.append(f"  {failure['kind'].upper()} {failure['host']} / {failure['task']}: {failure['msg']}")
     if result.private_data_dir:
@@ -307,7 +310,6 @@ def run_status(args: argparse.Namespace, project: Project, limit: str | None, de
         secrets=Secrets(api_key=api_key),
         verbosity=args.verbose,
         event_handler=_progress(args) if args.verbose else None,
-        capture_task=STATUS_TASK,
         keep_artifacts=getattr(args, "keep_artifacts", False),
     )
 
@@ -320,7 +322,7 @@ def cmd_status(args: argparse.Namespace, project: Project) -> int:
         )
     rows = []
     for host in result.hosts():
-        info = result.captured.get(host) or {}
+        info = result.reported.get(host) or {}
         rows.append({"host": host, "state": result.host_state(host), **(info if isinstance(info, dict) else {})})
     code = result.exit_code
     if code == ExitCode.OK and any(not r.get("ready") for r in rows):
@@ -347,20 +349,20 @@ def resolve_client(args: argparse.Namespace, project: Project) -> tuple[api.Clie
         raise BadInput("--url and --host are exclusive: give one")
     key = load_secrets(None, args.api_key_file).api_key
     if args.url:
-        return api.Client(args.url, key, args.timeout), ""
+        return api.Client(args.url, key, args.timeout, ca_file=args.ca_file or ""), ""
     result = run_status(args, project, args.host, deep=False)
     if result.exit_code != ExitCode.OK:
         detail = "; ".join(f"{f['host']}: {f['msg']}" for f in result.failures) or result.status
         raise OciVllmError(f"cannot look up the endpoint in the inventory: {detail}", result.exit_code)
-    hosts = sorted(result.captured)
+    hosts = sorted(result.reported)
     if not hosts:
         raise BadInput(f"no host matched (inventory {args.inventory or 'from ansible.cfg'}, host {args.host or 'any'})")
     if len(hosts) > 1:
         raise BadInput(f"{len(hosts)} hosts match ({', '.join(hosts[:10])}): choose one with --host or give --url")
-    info = result.captured[hosts[0]]
+    info = result.reported[hosts[0]]
     if not key and info.get("api_key_file") and Path(info["api_key_file"]).is_file():
         key = read_secret_file(info["api_key_file"], "API key")
-    return api.Client(info["endpoint"], key, args.timeout), hosts[0]
+    return api.Client(info["endpoint"], key, args.timeout, ca_file=args.ca_file or info.get("ca_file") or ""), hosts[0]
 
 
 def _model(args: argparse.Namespace, client: api.Client) -> str:

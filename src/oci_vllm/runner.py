@@ -26,7 +26,8 @@ class RunResult:
     rc: int
     stats: dict[str, dict[str, int]] | None
     failures: list[dict[str, str]] = field(default_factory=list)  # host, task, msg
-    captured: dict[str, dict[str, Any]] = field(default_factory=dict)  # host -> result of the captured task
+    # host -> the vllm_server role's status (the play's custom stats `oci_vllm_status`, set by its status entry point)
+    reported: dict[str, dict[str, Any]] = field(default_factory=dict)
     private_data_dir: str | None = None  # set when kept
 
     @property
@@ -59,14 +60,17 @@ def classify(status: str, rc: int, stats: dict[str, dict[str, int]] | None) -> E
     return ExitCode.ERROR
 
 
-class _Collector:
-    """Keeps what the CLI reports: failure messages and the result of one named task per host."""
+# The stable contract between the plays and the CLI: custom stats (ansible.builtin.set_stats) under this name.
+STATUS_STATS = "oci_vllm_status"
 
-    def __init__(self, capture_task: str | None, forward: EventHandler | None) -> None:
-        self.capture_task = capture_task
+
+class _Collector:
+    """Keeps what the CLI reports: failure messages and the plays' custom stats (not task display names)."""
+
+    def __init__(self, forward: EventHandler | None) -> None:
         self.forward = forward
         self.failures: list[dict[str, str]] = []
-        self.captured: dict[str, dict[str, Any]] = {}
+        self.reported: dict[str, dict[str, Any]] = {}
 
     def __call__(self, event: dict[str, Any]) -> bool:
         kind = event.get("event", "")
@@ -81,8 +85,9 @@ class _Collector:
                     "msg": str(res.get("msg", "")),
                 }
             )
-        if kind == "runner_on_ok" and self.capture_task and data.get("task") == self.capture_task:
-            self.captured[str(data.get("host", ""))] = res.get("msg", res)
+        if kind == "playbook_on_stats":
+            status = (data.get("artifact_data") or {}).get(STATUS_STATS) or {}
+            self.reported.update({str(host): info for host, info in status.items() if isinstance(info, dict)})
         if self.forward is not None:
             self.forward(event)
         return True
@@ -112,12 +117,11 @@ def run_playbook(
     check: bool = False,
     verbosity: int = 0,
     event_handler: EventHandler | None = None,
-    capture_task: str | None = None,
     keep_artifacts: bool = False,
     runner_kwargs: dict[str, Any] | None = None,
 ) -> RunResult:
     private_data_dir = tempfile.mkdtemp(prefix="oci-vllm-run-")
-    collector = _Collector(capture_task, event_handler)
+    collector = _Collector(event_handler)
     try:
         with secret_vars_file(secrets or Secrets()) as secrets_file, scrubbed_environ():
             result = ansible_runner.run(
@@ -144,7 +148,7 @@ def run_playbook(
             rc=int(result.rc if result.rc is not None else 1),
             stats=result.stats,
             failures=collector.failures,
-            captured=collector.captured,
+            reported=collector.reported,
             private_data_dir=private_data_dir if keep_artifacts else None,
         )
     finally:

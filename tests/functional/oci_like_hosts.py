@@ -33,11 +33,11 @@ class TestHost:
     key: Path
 
     def ssh(
-        self, command: str, *, user: str = "ubuntu", timeout: int = 120, check: bool = True
+        self, command: str, *, user: str = "ubuntu", timeout: int = 120, check: bool = True, stdin: str | None = None
     ) -> subprocess.CompletedProcess:
         """Run a shell command on the host over SSH (as `ubuntu`; prefix `sudo` for root, as on OCI)."""
         argv = ["ssh", *ssh_options(self.key), "%s@%s" % (user, self.ip), command]
-        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=check)
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=check, input=stdin)
 
 
 def start_host(

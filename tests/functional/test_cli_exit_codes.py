@@ -55,7 +55,7 @@ def test_deploy_exit_code_and_json(monkeypatch, capsys, tmp_path, stats, failure
         rc=0 if code == 0 else 2,
         stats=stats,
         failures=failures,
-        captured={"h1": "h1: http://10.0.0.1:8000 serves [...]"},
+        reported={"h1": {"endpoint": "https://10.0.0.1:8000", "models": ["m"], "ca_file": "/ca.crt"}},
     )
     monkeypatch.setattr(cli, "run_playbook", _fake_run(result, seen))
     monkeypatch.setenv("OCI_VLLM_HF_TOKEN", "hf_from_env_123")
@@ -65,6 +65,7 @@ def test_deploy_exit_code_and_json(monkeypatch, capsys, tmp_path, stats, failure
     assert out["hosts"]["h1"]["state"] == "ok"
     assert out["hosts"]["h2"]["state"] == {0: "ok", 2: "failed", 3: "unreachable"}[code]
     assert out["failures"] == failures
+    assert out["endpoints"] == {"h1": "https://10.0.0.1:8000"}
     # What the runner was asked for: the site playbook, the limit, the extra vars and the secret (in memory only).
     assert seen["playbook"].name == "site.yml" and seen["limit"] == "a10" and seen["extra_vars"] == ["x=1"]
     assert seen["check"] is True and seen["secrets"].hf_token == "hf_from_env_123"
@@ -86,9 +87,9 @@ def test_runner_error_without_hosts_is_1(monkeypatch, capsys):
 
 
 def test_status_not_ready_is_2(monkeypatch, capsys):
-    report = {"container_state": "exited", "served_model": "m", "ready": False, "endpoint": "http://h:8000"}
+    report = {"container_state": "exited", "served_model": "m", "ready": False, "endpoint": "https://h:8000"}
     result = RunResult(
-        status="successful", rc=0, stats=OK_STATS, captured={"h1": report, "h2": {**report, "ready": True}}
+        status="successful", rc=0, stats=OK_STATS, reported={"h1": report, "h2": {**report, "ready": True}}
     )
     monkeypatch.setattr(cli, "run_playbook", _fake_run(result, {}))
     assert cli.main(["status"]) == 2
@@ -119,7 +120,16 @@ EVENTS = [
     _event("runner_on_unreachable", host="h4", task="Run the vLLM container", res={"msg": "ssh: timed out"}),
     _event("playbook_on_task_start", name="oci-vllm status"),
     _event("runner_on_ok", host="h1", task="oci-vllm status", task_action="debug", res={"msg": {"ready": True}}),
-    _event("playbook_on_stats", ok={"h1": 3}, changed={"h1": 1}, failures={"h2": 1}, dark={"h4": 1}, skipped={"h1": 1}),
+    _event(
+        "playbook_on_stats",
+        ok={"h1": 3},
+        changed={"h1": 1},
+        failures={"h2": 1},
+        dark={"h4": 1},
+        skipped={"h1": 1},
+        # set_stats per_host=false, aggregate=true: every host's entry merged under the one key.
+        artifact_data={"oci_vllm_status": {"h1": {"ready": True}, "h9": "not a dict"}, "other": {"x": 1}},
+    ),
 ]
 
 
@@ -147,14 +157,15 @@ def test_progress_shows_skipped_when_verbose():
     assert "TASK Install the NVIDIA driver" in stream.getvalue()
 
 
-def test_collector_keeps_failures_and_the_captured_task():
+def test_collector_keeps_failures_and_the_reported_status():
     forwarded = []
-    collector = _Collector("oci-vllm status", forwarded.append)
+    collector = _Collector(forwarded.append)
     for e in EVENTS:
         assert collector(e) is True
     assert collector.failures == [
         {"host": "h2", "task": "Run the vLLM container", "kind": "failed", "msg": "port in use"},
         {"host": "h4", "task": "Run the vLLM container", "kind": "unreachable", "msg": "ssh: timed out"},
     ]
-    assert collector.captured == {"h1": {"ready": True}}
+    # Only the custom stats count: the debug task of the same name (runner_on_ok) does not.
+    assert collector.reported == {"h1": {"ready": True}}
     assert len(forwarded) == len(EVENTS)

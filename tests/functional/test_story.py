@@ -18,7 +18,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
+import ssl
 import subprocess
 import sys
 import time
@@ -161,7 +163,11 @@ def story(tmp_path_factory):
         (inventory / "tenancy.oci_gpu.yml").write_text(yaml.safe_dump(config, sort_keys=False))
         (inventory / "group_vars").symlink_to(ROOT / "inventory/oci/group_vars")
         # What differs from a real OCI host, and only that: stand-in repositories, no reboot, the CPU image and model.
+        # The allowlist admits the control node and the noble host only: noble may call jammy's endpoint, jammy may not
+        # call noble's (a source outside the allowlist).
+        noble_ip = hosts["story-a10-noble"].ip
         extra = {
+            "vllm_server_allowed_cidrs": ["%s/32" % gateway, "%s/32" % noble_ip],
             "nvidia_driver_cuda_repo_base_url": "http://%s:%d/cuda" % (gateway, REPO_PORT),
             "nvidia_driver_install_kernel_headers": False,  # containers run the build machine's kernel
             "nvidia_driver_reboot_policy": "never",  # containers cannot reboot
@@ -206,14 +212,20 @@ def _api_key(story) -> str:
     return (story["home"] / ".oci-vllm" / "vllm_server_api_key").read_text().strip()
 
 
-def _call(url: str, key: str | None, body: dict | None = None, timeout: float = 60) -> tuple[int, dict]:
+def _ca(story) -> Path:
+    """The CA the role keeps on the control node (vllm_server_tls_ca_dir's default, under the user's home)."""
+    return story["home"] / ".oci-vllm" / "ca" / "ca.crt"
+
+
+def _call(url: str, key: str | None, body: dict | None = None, timeout: float = 60, ca: Path | None = None):
     headers = {"Content-Type": "application/json"}
     if key:
         headers["Authorization"] = "Bearer " + key
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(url, data=data, headers=headers, method="POST" if body is not None else "GET")
+    context = ssl.create_default_context(cafile=str(ca)) if ca else None
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
             return response.status, json.loads(response.read() or b"{}")
     except urllib.error.HTTPError as exc:
         return exc.code, {}
@@ -226,7 +238,9 @@ def _site(story, *args):
 
 
 def test_site_converges_over_ssh_as_ubuntu(story):
-    result = _site(story)
+    # Both hosts in one batch (the documented oci_vllm_serial knob): the rolling batches and their stop on a failed
+    # host are tested in test_runner_site_gate.py; here they would only double the wall time.
+    result = _site(story, "-e", "oci_vllm_serial=100%")
     story["timings"]["first converge"] = result.seconds
     print("site.yml first converge: %.0f s; SSH ready after %s" % (result.seconds, story["ssh_seconds"]))
     assert result.returncode == 0, _tail(result)
@@ -240,24 +254,93 @@ def test_site_converges_over_ssh_as_ubuntu(story):
 
 
 def test_seed_calls_from_the_control_node_at_each_inventory_address(story):
-    key = _api_key(story)
+    key, ca = _api_key(story), _ca(story)
     for host in story["hosts"].values():
-        base = "http://%s:8000" % host.ip
-        status, models = _call(base + "/v1/models", key)
+        base = "https://%s:8000" % host.ip
+        status, models = _call(base + "/v1/models", key, ca=ca)
         assert status == 200 and [m["id"] for m in models["data"]] == [MODEL], (host.name, models)
-        assert _call(base + "/v1/models", None)[0] == 401
+        assert _call(base + "/v1/models", None, ca=ca)[0] == 401
         status, completion = _call(
-            base + "/v1/completions", key, {"model": MODEL, "prompt": "A GPU is a", "max_tokens": 8}
+            base + "/v1/completions", key, {"model": MODEL, "prompt": "A GPU is a", "max_tokens": 8}, ca=ca
         )
         assert status == 200 and completion["choices"][0]["text"], completion
         question = "Which GPU models are available on Oracle Cloud Infrastructure?"
         chat_body = {"model": MODEL, "max_tokens": 8, "messages": [{"role": "user", "content": question}]}
-        status, chat = _call(base + "/v1/chat/completions", key, chat_body)
+        status, chat = _call(base + "/v1/chat/completions", key, chat_body, ca=ca)
         assert status == 200 and chat["choices"][0]["message"]["content"] is not None, chat
 
 
+LISTED = {("/v1/models", "GET"), ("/v1/models", "HEAD"), ("/v1/completions", "POST"), ("/v1/chat/completions", "POST")}
+PUBLIC = {("/health", "GET"), ("/health", "HEAD")}  # vllm_server_front_health_public (default true)
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+# FastAPI's own pages, which vLLM serves but does not list in its OpenAPI paths.
+FASTAPI_PAGES = ("/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc")
+# Valid for both generation routes (and for /invocations): if a route let it through, tokens would be processed.
+PROBE_BODY = {"model": MODEL, "prompt": "A GPU is a", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4}
+
+
+def _backend(host, path: str) -> str:
+    """vLLM itself, on the server host's loopback: the only place it listens."""
+    code = "import urllib.request, sys; sys.stdout.write(urllib.request.urlopen('http://127.0.0.1:8001%s').read().decode())"
+    return host.ssh("python3 -c %s" % shlex.quote(code % path)).stdout
+
+
+def _tokens(host) -> float:
+    """Prompt + generated tokens vLLM has processed so far (its own counters): any request that ran moves them."""
+    lines = _backend(host, "/metrics").splitlines()
+    names = ("vllm:prompt_tokens_total", "vllm:generation_tokens_total")
+    return sum(float(line.split()[-1]) for line in lines if line.startswith(names))
+
+
+def _probe(client, config: dict) -> list[dict]:
+    """tests/functional/front_probe.py run on the client host, its configuration (with the key) on stdin."""
+    source = (Path(__file__).with_name("front_probe.py")).read_text() + "\nmain(%s)\n" % json.dumps(config)
+    return json.loads(client.ssh("python3 -", stdin=source, timeout=600).stdout)
+
+
+def test_front_denies_every_route_and_method_but_the_listed_ones_from_another_host(story):
+    server, client = story["hosts"]["story-a10-jammy"], story["hosts"]["story-a10-noble"]
+    key, ca_pem = _api_key(story), _ca(story).read_text()
+    spec = json.loads(_backend(server, "/openapi.json"))  # the running server's own route list
+    paths = sorted({re.sub(r"\{[^}]*\}", "x", path) for path in spec["paths"]} | set(FASTAPI_PAGES))
+    assert len(paths) >= 20 and "/invocations" in paths and "/tokenize" in paths, paths
+    denied = [[p, m, k] for k in (False, True) for p in paths for m in METHODS if not (k and (p, m) in LISTED)]
+    base = "https://%s:8000" % server.ip
+    before = _tokens(server)
+    config = {"base": base, "ca_pem": ca_pem, "key": key, "calls": denied, "body": PROBE_BODY}
+    config.update(plain="http://%s:8000/v1/completions" % server.ip, untrusted=base + "/health")
+    results = _probe(client, config)
+    assert _tokens(server) == before, "a request without the key, or to an unlisted route, reached vLLM's engine"
+    wrong = []
+    for r in results:
+        kind, call = r.get("kind"), (r["path"], r["method"])
+        if kind == "plain":  # plain HTTP on the TLS port: nginx's 400, nothing served
+            ok = r.get("status") == 400 and "plain HTTP request was sent to HTTPS port" in r.get("body", "")
+        elif kind == "untrusted":  # the system's CAs do not vouch for it: only the role's CA does
+            ok = "CERTIFICATE_VERIFY_FAILED" in r.get("error", "")
+        elif call in PUBLIC:
+            ok = r.get("status") == 200
+        elif r["key"]:  # the key opens the listed routes only: every other path 404, every other method 403
+            ok = r.get("status") in (403, 404)
+        else:
+            ok = r.get("status") in (401, 403, 404)
+        if not ok:
+            wrong.append(r)
+    assert not wrong, wrong
+    assert len(results) == len(denied) + 2
+
+    listed = _probe(client, {"base": base, "ca_pem": ca_pem, "key": key, "body": PROBE_BODY,
+                             "calls": [[p, m, True] for p, m in sorted(LISTED)]})  # fmt: skip
+    assert [r.get("status") for r in listed] == [200] * len(LISTED), listed
+    assert _tokens(server) > before, "the listed generation routes did not reach vLLM"
+
+    # A source outside the allowlist (jammy, calling noble) cannot even connect.
+    outside = _probe(server, {"base": "https://%s:8000" % client.ip, "ca_pem": ca_pem, "key": "", "body": {},
+                              "calls": [["/health", "GET", False]]})  # fmt: skip
+    assert "error" in outside[0] and "CERTIFICATE" not in outside[0]["error"], outside
+
+
 def test_second_run_changes_nothing(story):
-    # Both hosts in one batch (the documented oci_vllm_serial knob): the first run showed the rolling batches already.
     result = _site(story, "-e", "oci_vllm_serial=100%")
     story["timings"]["converged re-run"] = result.seconds
     print("site.yml re-run: %.0f s (first converge %.0f s)" % (result.seconds, story["timings"]["first converge"]))
@@ -266,11 +349,11 @@ def test_second_run_changes_nothing(story):
     assert len(recap) == 2 and all(r["changed"] == 0 and r["failed"] == 0 for r in recap.values()), recap
 
 
-def _reachable(ip: str, key: str, timeout: float) -> bool:
+def _reachable(ip: str, key: str, timeout: float, ca: Path) -> bool:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            if _call("http://%s:8000/v1/models" % ip, key, timeout=5)[0] == 200:
+            if _call("https://%s:8000/v1/models" % ip, key, timeout=5, ca=ca)[0] == 200:
                 return True
         except OSError:
             pass
@@ -281,26 +364,28 @@ def _reachable(ip: str, key: str, timeout: float) -> bool:
 
 def test_firewall_rule_is_what_opens_the_endpoint_and_it_survives(story):
     host = story["hosts"]["story-a10-noble"]
-    key = _api_key(story)
+    key, ca = _api_key(story), _ca(story)
     rules = host.ssh("sudo iptables -S INPUT").stdout
     ours = [line for line in rules.splitlines() if "oci_gpu.vllm vllm_server" in line]
-    assert len(ours) == 1 and "--dport 8000" in ours[0], rules
+    # One rule per allowed source (the control node and the noble host), for the front's port only (not vLLM's 8001).
+    assert len(ours) == 2 and all("--dport 8000" in rule for rule in ours), rules
     assert rules.splitlines()[-1].startswith("-A INPUT -j REJECT"), rules  # OCI's REJECT is still the last word
     assert "oci_gpu.vllm vllm_server tcp/8000" in host.ssh("sudo cat /etc/iptables/rules.v4").stdout
 
     host.ssh("sudo netfilter-persistent reload")
-    assert _reachable(host.ip, key, 10), "endpoint closed after netfilter-persistent reload"
+    assert _reachable(host.ip, key, 10, ca), "endpoint closed after netfilter-persistent reload"
     host.ssh("sudo systemctl restart docker", timeout=300)
-    assert _reachable(host.ip, key, 240), "endpoint not back after a Docker restart"
+    assert _reachable(host.ip, key, 240, ca), "endpoint not back after a Docker restart"
 
     # The rules.v4 copy and the live rule are one and the same rule: a re-run after the reload finds it unchanged.
     reloaded = [line for line in host.ssh("sudo iptables -S INPUT").stdout.splitlines() if "oci_gpu.vllm" in line]
     assert reloaded == ours, (reloaded, ours)
     # Without the rule, OCI's REJECT closes the port: the endpoint is reachable only because the role opened it.
-    host.ssh("sudo iptables -D " + ours[0][len("-A ") :])  # the remote shell parses iptables' own quoting
-    assert not _reachable(host.ip, key, 3), "endpoint still reachable without the role's rule"
+    for rule in ours:
+        host.ssh("sudo iptables -D " + rule[len("-A ") :])  # the remote shell parses iptables' own quoting
+    assert not _reachable(host.ip, key, 3, ca), "endpoint still reachable without the role's rule"
     host.ssh("sudo netfilter-persistent reload")  # the persisted rule comes back
-    assert _reachable(host.ip, key, 10)
+    assert _reachable(host.ip, key, 10, ca)
 
 
 def _cli(story, *args, timeout=1500):
