@@ -34,6 +34,8 @@ def test_mixtral_awq_tp4_container_arguments_in_check_mode(tmp_path: Path) -> No
         "vllm_server_image": IMAGE,  # a local image: check mode does not pull
         "vllm_server_container_name": "pytest-vllm-server-checkmode",
         "vllm_server_port": 18099,
+        "vllm_server_backend_port": 18098,
+        "vllm_server_tls_ca_dir": str(tmp_path / "control-node-ca"),
         "vllm_server_model": "TheBloke/mixtral-8x7b-v0.1-AWQ",
         "vllm_server_quantization": "awq",
         "vllm_server_tensor_parallel_size": 4,
@@ -62,7 +64,8 @@ def test_mixtral_awq_tp4_container_arguments_in_check_mode(tmp_path: Path) -> No
     run = next(iter(next(t for t in tasks if "Run the vLLM container" in t["task"]["name"])["hosts"].values()))
     args = run["invocation"]["module_args"]
     assert args["command"] == [
-        "vllm", "serve", "TheBloke/mixtral-8x7b-v0.1-AWQ", "--host", "0.0.0.0", "--port", "18099",
+        # Behind the front: vLLM on the loopback only.
+        "vllm", "serve", "TheBloke/mixtral-8x7b-v0.1-AWQ", "--host", "127.0.0.1", "--port", "18098",
         "--dtype", "auto", "--tensor-parallel-size", "4", "--gpu-memory-utilization", "0.95",
         "--quantization", "awq", "--enforce-eager",
     ]  # fmt: skip
@@ -78,6 +81,8 @@ def test_mixtral_awq_tp4_container_arguments_in_check_mode(tmp_path: Path) -> No
     assert args["network_mode"] == "host"
     assert "published_ports" not in args or not args["published_ports"]
     assert run["changed"] is True
+    # Check mode wrote nothing on the control node either: no CA was made.
+    assert not (tmp_path / "control-node-ca").exists()
     # Check mode: nothing was written and no container exists.
     assert not (tmp_path / "etc").exists()
     assert not (tmp_path / "cache").exists()

@@ -44,6 +44,24 @@ def _preflight(tmp_path: Path, extra_vars: dict) -> subprocess.CompletedProcess:
         ),
         ({"vllm_server_extra_args": ["--api-key=abc"]}, "Secrets must not be passed in vllm_server_extra_args"),
         ({"vllm_server_env": {"HF_TOKEN": "abc"}}, "Secrets must not be passed in vllm_server_extra_args"),
+        ({"vllm_server_front": "haproxy"}, "vllm_server_front must be one of: nginx, none"),
+        (
+            {"vllm_server_front": "none"},
+            "vllm_server_front=none with vllm_server_bind_address=0.0.0.0 is not allowed: nginx; none only on a loopback",
+        ),
+        ({"vllm_server_tls": False}, "vllm_server_tls=False with vllm_server_bind_address=0.0.0.0 is not allowed"),
+        (
+            {"vllm_server_backend_port": 8000},
+            "vllm_server_backend_port=8000 is not allowed: an integer from 1 to 65535 other",
+        ),
+        ({"vllm_server_tls_cert_file": "/x.crt"}, "vllm_server_tls_cert_file / vllm_server_tls_key_file='/x.crt' / ''"),
+        ({"vllm_server_front_routes": [{"path": "/v1/../invocations", "methods": ["POST"]}]}, "/v1/../invocations"),
+        ({"vllm_server_front_routes": [{"path": "/v1/models", "methods": ["TRACE"]}]}, "methods a non-empty list of"),
+        ({"vllm_server_front_routes": [{"path": "/v1/models ~", "methods": ["GET"]}]}, "each path exact and unique"),
+        ({"vllm_server_front_metrics_cidrs": ["10.0.0.0/33"]}, "vllm_server_front_metrics_cidrs=['10.0.0.0/33']"),
+        ({"vllm_server_front_max_body_size": "1g"}, "vllm_server_front_max_body_size=1g is not allowed"),
+        ({"vllm_server_api_key": "short"}, "vllm_server_api_key (value not shown, 5 characters) is not allowed"),
+        ({"vllm_server_api_key": 'has"quote-and-is-long-enough'}, "(value not shown, 28 characters)"),
     ],
     ids=[
         "dtype",
@@ -58,6 +76,18 @@ def _preflight(tmp_path: Path, extra_vars: dict) -> subprocess.CompletedProcess:
         "mixtral-unquantized-on-4",
         "api-key-on-argv",
         "token-in-env",
+        "front-choice",
+        "front-none-public",
+        "tls-off-public",
+        "backend-port-clash",
+        "cert-without-key",
+        "route-dot-segment",
+        "route-method",
+        "route-chars",
+        "metrics-cidr",
+        "body-size",
+        "api-key-short",
+        "api-key-chars",
     ],
 )
 def test_bad_input_fails_in_preflight_naming_the_value(tmp_path: Path, extra_vars: dict, expected: str) -> None:
@@ -84,8 +114,16 @@ def test_bad_input_fails_in_preflight_naming_the_value(tmp_path: Path, extra_var
             "vllm_server_tensor_parallel_size": 8,
             "nvidia_driver_gpus": 8,
         },
+        {"vllm_server_front": "none", "vllm_server_bind_address": "127.0.0.1"},
+        {
+            "vllm_server_tls": False,
+            "vllm_server_bind_address": "127.0.0.1",
+            "vllm_server_front_routes": [{"path": "/v1/embeddings", "methods": ["POST"]}],
+            "vllm_server_front_metrics_cidrs": ["10.0.0.0/24"],
+            "vllm_server_api_key": "abcdefghijklmnop-._~+/==",
+        },
     ],
-    ids=["defaults", "mixtral-awq-tp4", "mixtral-8-gpus"],
+    ids=["defaults", "mixtral-awq-tp4", "mixtral-8-gpus", "front-none-loopback", "plain-loopback-custom-routes"],
 )
 def test_good_input_passes_preflight(tmp_path: Path, extra_vars: dict) -> None:
     result = _preflight(tmp_path, extra_vars)
