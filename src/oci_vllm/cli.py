@@ -273,7 +273,7 @@ def cmd_deploy(args: argparse.Namespace, project: Project) -> int:
     )
     summary = run_summary("deploy", result)
     summary["check"] = args.check
-    summary["endpoints"] = {host: info.get("endpoint", "") for host, info in result.reported.items()}
+    summary["endpoints"] = result.reported  # host -> the role's status: endpoint, ca_file, models, ready, ...
     if _no_hosts(result):
         raise BadInput(f"no host matched (inventory {inventory or 'from ansible.cfg'}, limit {limit or 'none'})")
     human = [f"deploy{' (check mode)' if args.check else ''}: {result.status}"]

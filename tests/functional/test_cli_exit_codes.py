@@ -65,7 +65,7 @@ def test_deploy_exit_code_and_json(monkeypatch, capsys, tmp_path, stats, failure
     assert out["hosts"]["h1"]["state"] == "ok"
     assert out["hosts"]["h2"]["state"] == {0: "ok", 2: "failed", 3: "unreachable"}[code]
     assert out["failures"] == failures
-    assert out["endpoints"] == {"h1": "https://10.0.0.1:8000"}
+    assert out["endpoints"]["h1"]["endpoint"] == "https://10.0.0.1:8000"
     # What the runner was asked for: the site playbook, the limit, the extra vars and the secret (in memory only).
     assert seen["playbook"].name == "site.yml" and seen["limit"] == "a10" and seen["extra_vars"] == ["x=1"]
     assert seen["check"] is True and seen["secrets"].hf_token == "hf_from_env_123"

@@ -70,10 +70,13 @@ def _grep(root: str, needle: str) -> list[str]:
 def test_deploy_serves_the_model(deployed):
     report, progress = deployed
     assert report["exit_code"] == 0 and report["hosts"]["demo-local"]["state"] == "ok"
-    assert SERVED in report["endpoints"]["demo-local"]
+    endpoint = report["endpoints"]["demo-local"]
+    # The front: HTTPS on 127.0.0.1:8000, verified with the demo's CA, read from the play's custom stats.
+    assert endpoint["endpoint"] == "https://127.0.0.1:8000" and endpoint["models"] == [SERVED] and endpoint["ready"]
+    assert endpoint["ca_file"] == str(CACHE / "demo/control-node/ca/ca.crt")
     # The GPU roles are skipped on this GPU-less target, and the run says so.
     assert "GPU roles (nvidia_driver, container_toolkit) skipped" in progress
-    assert "TASK Health gate - model listed and generating" in progress
+    assert "TASK Health gate - the model is listed and generating" in progress
 
 
 def test_no_secret_in_artifacts_or_docker_inspect(deployed):
@@ -124,8 +127,15 @@ def test_status_reports_ready(deployed):
 def test_wrong_key_and_dead_endpoint_exit_codes(deployed, tmp_path):
     wrong = tmp_path / "key"
     wrong.write_text("not-the-key\n")
-    run = _cli("models", "--url", "http://127.0.0.1:8000", "--api-key-file", str(wrong))
+    ca = str(CACHE / "demo/control-node/ca/ca.crt")
+    run = _cli("models", "--url", "https://127.0.0.1:8000", "--ca-file", ca, "--api-key-file", str(wrong))
     assert run.returncode == 2 and "HTTP 401" in run.stderr
+    # Without the demo's CA the certificate is not trusted, and the message says what to give.
+    run = _cli("models", "--url", "https://127.0.0.1:8000", "--api-key-file", str(wrong))
+    assert run.returncode == 3 and "certificate not trusted" in run.stderr and "--ca-file" in run.stderr
+    # Plain HTTP on the front's TLS port is answered with nginx's 400 and nothing else.
+    run = _cli("models", "--url", "http://127.0.0.1:8000")
+    assert run.returncode == 2 and "HTTP 400" in run.stderr
     run = _cli("models", "--url", "http://127.0.0.1:1")
     assert run.returncode == 3 and "cannot reach" in run.stderr
 
