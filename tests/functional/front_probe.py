@@ -1,5 +1,5 @@
 """Runs ON a test host (standard library only, Python 3.8+), sent over SSH on stdin with its configuration appended
-as `main({...})`, so the API key never appears in a process's arguments. It calls another host's endpoint once per
+as `main(json.loads(...))`, so the API key never appears in a process's arguments. It calls another host's endpoint once per
 (path, method, with/without key) and prints one JSON line: [{path, method, key, status | error}, ...].
 
 Configuration: base (https://host:port), ca_pem (the CA that verifies it), key, calls ([[path, method, use_key]]),
@@ -8,6 +8,7 @@ untrusted (one HTTPS call verified with the system's CAs only)."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import socket
 import ssl
@@ -27,7 +28,7 @@ def _call(url, method, key, body, context, timeout=60.0):
             return {"status": response.status, "body": response.read(300).decode("utf-8", "replace")}
     except urllib.error.HTTPError as exc:
         return {"status": exc.code, "body": exc.read(300).decode("utf-8", "replace")}
-    except (urllib.error.URLError, OSError, socket.timeout) as exc:
+    except (urllib.error.URLError, OSError, socket.timeout, http.client.HTTPException) as exc:
         return {"error": "%s: %s" % (type(getattr(exc, "reason", exc)).__name__, getattr(exc, "reason", exc))}
 
 

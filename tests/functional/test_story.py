@@ -270,8 +270,8 @@ def test_seed_calls_from_the_control_node_at_each_inventory_address(story):
         assert status == 200 and chat["choices"][0]["message"]["content"] is not None, chat
 
 
-LISTED = {("/v1/models", "GET"), ("/v1/models", "HEAD"), ("/v1/completions", "POST"), ("/v1/chat/completions", "POST")}
-PUBLIC = {("/health", "GET"), ("/health", "HEAD")}  # vllm_server_front_health_public (default true)
+LISTED = {("/v1/models", "GET"), ("/v1/completions", "POST"), ("/v1/chat/completions", "POST")}
+PUBLIC = {("/health", "GET")}  # vllm_server_front_health_public (default true)
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 # FastAPI's own pages, which vLLM serves but does not list in its OpenAPI paths.
 FASTAPI_PAGES = ("/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc")
@@ -294,7 +294,7 @@ def _tokens(host) -> float:
 
 def _probe(client, config: dict) -> list[dict]:
     """tests/functional/front_probe.py run on the client host, its configuration (with the key) on stdin."""
-    source = (Path(__file__).with_name("front_probe.py")).read_text() + "\nmain(%s)\n" % json.dumps(config)
+    source = (Path(__file__).with_name("front_probe.py")).read_text() + "\nmain(json.loads(%r))\n" % json.dumps(config)
     return json.loads(client.ssh("python3 -", stdin=source, timeout=600).stdout)
 
 
