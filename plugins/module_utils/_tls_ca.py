@@ -11,6 +11,7 @@ Every failure is a TlsCaError; nothing here knows about AnsibleModule, and no ke
 from __future__ import annotations
 
 import datetime
+import fcntl
 import hashlib
 import ipaddress
 import os
@@ -247,6 +248,17 @@ class ControlNodeCa:
                 os.chmod(path, mode)
 
     def ensure_ca(self) -> None:
+        if self.check_mode:
+            self._check_ca()
+            return
+        # Hosts of one play run this in parallel: under the lock one process creates the CA, the others wait and
+        # then load it (never half of it).
+        self._ensure_dir(self.ca_dir)
+        with open(os.path.join(self.ca_dir, ".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            self._check_ca()
+
+    def _check_ca(self) -> None:
         key_pem, cert_pem = _read(self.ca_key_file), _read(self.ca_file)
         if key_pem is None and cert_pem is None:
             self._create_ca()

@@ -323,7 +323,10 @@ def cmd_status(args: argparse.Namespace, project: Project) -> int:
     rows = []
     for host in result.hosts():
         info = result.reported.get(host) or {}
-        rows.append({"host": host, "state": result.host_state(host), **(info if isinstance(info, dict) else {})})
+        state = result.host_state(host)
+        # Every row has the same keys: a host that failed or was unreachable did not report, and is not ready.
+        row = {"container_state": "unknown", "served_model": "", "ready": False, "endpoint": "", "detail": state}
+        rows.append({"host": host, "state": state, **row, **info})
     code = result.exit_code
     if code == ExitCode.OK and any(not r.get("ready") for r in rows):
         code = ExitCode.HOSTS_FAILED  # reachable but not serving

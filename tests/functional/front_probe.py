@@ -1,6 +1,6 @@
 """Runs ON a test host (standard library only, Python 3.8+), sent over SSH on stdin with its configuration appended
-as `main(json.loads(...))`, so the API key never appears in a process's arguments. It calls another host's endpoint once per
-(path, method, with/without key) and prints one JSON line: [{path, method, key, status | error}, ...].
+as `main(json.loads(...))`, so the API key never appears in a process's arguments. It calls another host's endpoint once
+per (path, method, with/without key) and prints one JSON line: [{path, method, key, status | error}, ...].
 
 Configuration: base (https://host:port), ca_pem (the CA that verifies it), key, calls ([[path, method, use_key]]),
 body (JSON for POST/PUT/PATCH), and optional plain (http://host:port/...: one plain-HTTP call with the key) and

@@ -47,7 +47,7 @@ def _preflight(tmp_path: Path, extra_vars: dict) -> subprocess.CompletedProcess:
         ({"vllm_server_front": "haproxy"}, "vllm_server_front must be one of: nginx, none"),
         (
             {"vllm_server_front": "none"},
-            "vllm_server_front=none with vllm_server_bind_address=0.0.0.0 is not allowed: nginx; none only on a loopback",
+            "vllm_server_front=none with vllm_server_bind_address=0.0.0.0 is not allowed: nginx; none only on a",
         ),
         ({"vllm_server_tls": False}, "vllm_server_tls=False with vllm_server_bind_address=0.0.0.0 is not allowed"),
         (

@@ -478,3 +478,19 @@ def test_openssl_verifies_the_host_certificate_against_the_ca(tmp_path):
         check=False,
     )
     assert rejected.returncode != 0
+
+
+def _issue_in_child(args):
+    ca_dir, name = args
+    return ensure_tls_certificate(ca_dir, name=name, subject_alt_names=[name])["ca_fingerprint"]
+
+
+def test_hosts_issued_in_parallel_share_one_ca(tmp_path):
+    # The role issues every host's certificate at once (one process per host): exactly one CA may come out of it.
+    import multiprocessing
+
+    ca_dir = str(tmp_path / "ca")
+    with multiprocessing.get_context("fork").Pool(6) as pool:
+        fingerprints = pool.map(_issue_in_child, [(ca_dir, "host%d.example" % i) for i in range(12)])
+    assert len(set(fingerprints)) == 1
+    assert ensure_tls_certificate(ca_dir)["ca_fingerprint"] == fingerprints[0]
