@@ -36,7 +36,7 @@ fi
 
 # Ports 8000 (the front) and 8001 (vLLM) must be free or ours: a clear message beats a bind error halfway through.
 for p in $port $((port + 1)); do
-  if (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null && [ ! -e "/etc/nginx/conf.d/oci-gpu-vllm-$container.conf" ] \
+  if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && [ ! -e "/etc/nginx/conf.d/oci-gpu-vllm-$container.conf" ] \
      && ! docker ps -q --filter "name=^$container\$" | grep -q .; then
     echo "demo: 127.0.0.1:$p is in use by another process; free it for the demo" >&2
     exit 4

@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 T0 = datetime.datetime(2025, 3, 1, 12, 0, 0, tzinfo=datetime.timezone.utc)
-SANS = ["10.0.0.5", "gpu-a10-1.example.com", "fd00::5"]
+SANS = ("10.0.0.5", "gpu-a10-1.example.com", "fd00::5")
 
 
 class Clock:
@@ -50,7 +50,7 @@ def ensure(ca_dir, clock=None, **options):
 
 
 def host(ca_dir, clock=None, name="gpu-a10-1", sans=SANS, **options):
-    return ensure(ca_dir, clock, name=name, subject_alt_names=sans, **options)
+    return ensure(ca_dir, clock, name=name, subject_alt_names=None if sans is None else list(sans), **options)
 
 
 def load_cert(path):
@@ -461,7 +461,7 @@ def test_bad_ca_common_name_fails_naming_it(tmp_path, common_name):
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl CLI not on PATH")
 def test_openssl_verifies_the_host_certificate_against_the_ca(tmp_path):
     # the real clock: openssl checks validity against the current time
-    result = ensure_tls_certificate(str(tmp_path), name="gpu-a10-1", subject_alt_names=SANS)
+    result = ensure_tls_certificate(str(tmp_path), name="gpu-a10-1", subject_alt_names=list(SANS))
     verified = subprocess.run(
         ["openssl", "verify", "-purpose", "sslserver", "-CAfile", result["ca_file"], result["cert_file"]],
         capture_output=True,
