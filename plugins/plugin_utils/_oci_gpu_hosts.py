@@ -11,7 +11,7 @@ import fnmatch
 import re
 from typing import Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Set
 
-from ._oci_gpu_shapes import gpu_shape
+from ._oci_gpu_shapes import gpu_shape, shape_facts
 
 # What the fetch step records per instance (all plain JSON types so the inventory cache can hold them).
 RECORD_KEYS = (
@@ -109,6 +109,9 @@ def host_vars(record: Mapping[str, Any]) -> Dict[str, Any]:
         gpu_count=gpu.gpus if gpu else 0,
         gpu_memory_gb=gpu.memory_gb if gpu else 0,
         gpu_total_memory_gb=gpu.memory_gb * gpu.gpus if gpu else 0,
+        # The whole row of the shape table, read by the roles and the sizing planner (the same dict the
+        # oci_gpu.vllm.gpu_shape filter gives static inventories).
+        oci_gpu_shape=shape_facts(record["shape"], record.get("gpus"), record.get("gpu_description")),
     )
     address = record.get("public_ip") or record.get("private_ip")
     if address:

@@ -283,8 +283,13 @@ def cmd_deploy(args: argparse.Namespace, project: Project) -> int:
             info = result.reported[host]
             ca = info.get("ca_file") or "public"
             human.append(f"    {info.get('endpoint', '')} serves {info.get('models', [])} (CA: {ca})")
-    for failure in result.failures:
-        human.append(f"  {failure['kind'].upper()} {failure['host']} / {failure['task']}: {failure['msg']}")
+    if result.invalid:
+        summary["invalid"] = result.invalid
+        human.append("  BAD INPUT (validated on every host first; no host was changed):")
+        human += [f"    {host}: {message}" for host, messages in sorted(result.invalid.items()) for message in messages]
+    else:
+        for failure in result.failures:
+            human.append(f"  {failure['kind'].upper()} {failure['host']} / {failure['task']}: {failure['msg']}")
     if result.private_data_dir:
         human.append(f"  artifacts kept in {result.private_data_dir}")
     emit(summary, args.json, "\n".join(human))

@@ -21,7 +21,7 @@ EXIT_CODES_HELP = """exit codes:
   1    the run failed without a failed host to blame (playbook error, ansible-runner problem)
   2    at least one host failed a task, or the endpoint answered with an HTTP error
   3    at least one host or the endpoint was unreachable (takes precedence over 2)
-  4    bad input (arguments, files, values): nothing was run
+  4    bad input (arguments, files, values, or a role's validation on any host): nothing was changed
   130  interrupted"""
 
 

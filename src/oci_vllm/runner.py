@@ -28,11 +28,13 @@ class RunResult:
     failures: list[dict[str, str]] = field(default_factory=list)  # host, task, msg
     # host -> the vllm_server role's status (the play's custom stats `oci_vllm_status`, set by its status entry point)
     reported: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # host -> what its validation refused (custom stats `oci_vllm_invalid`, set by site.yml's validation play)
+    invalid: dict[str, list[str]] = field(default_factory=dict)
     private_data_dir: str | None = None  # set when kept
 
     @property
     def exit_code(self) -> ExitCode:
-        return classify(self.status, self.rc, self.stats)
+        return classify(self.status, self.rc, self.stats, bool(self.invalid))
 
     def hosts(self) -> list[str]:
         if not self.stats:
@@ -48,11 +50,13 @@ class RunResult:
         return "ok"
 
 
-def classify(status: str, rc: int, stats: dict[str, dict[str, int]] | None) -> ExitCode:
-    """Unreachable beats failed beats a run-level error; success needs a clean status and rc."""
+def classify(status: str, rc: int, stats: dict[str, dict[str, int]] | None, invalid: bool = False) -> ExitCode:
+    """Unreachable beats bad input beats failed beats a run-level error; success needs a clean status and rc."""
     stats = stats or {}
     if stats.get("dark"):
         return ExitCode.UNREACHABLE
+    if invalid:
+        return ExitCode.BAD_INPUT
     if stats.get("failures"):
         return ExitCode.HOSTS_FAILED
     if status == "successful" and rc == 0:
@@ -60,8 +64,9 @@ def classify(status: str, rc: int, stats: dict[str, dict[str, int]] | None) -> E
     return ExitCode.ERROR
 
 
-# The stable contract between the plays and the CLI: custom stats (ansible.builtin.set_stats) under this name.
+# The stable contract between the plays and the CLI: custom stats (ansible.builtin.set_stats) under these names.
 STATUS_STATS = "oci_vllm_status"
+INVALID_STATS = "oci_vllm_invalid"
 
 
 class _Collector:
@@ -71,6 +76,7 @@ class _Collector:
         self.forward = forward
         self.failures: list[dict[str, str]] = []
         self.reported: dict[str, dict[str, Any]] = {}
+        self.invalid: dict[str, list[str]] = {}
 
     def __call__(self, event: dict[str, Any]) -> bool:
         kind = event.get("event", "")
@@ -86,8 +92,11 @@ class _Collector:
                 }
             )
         if kind == "playbook_on_stats":
-            status = (data.get("artifact_data") or {}).get(STATUS_STATS) or {}
+            artifact = data.get("artifact_data") or {}
+            status = artifact.get(STATUS_STATS) or {}
             self.reported.update({str(host): info for host, info in status.items() if isinstance(info, dict)})
+            invalid = artifact.get(INVALID_STATS) or {}
+            self.invalid.update({str(host): [str(m) for m in msgs] for host, msgs in invalid.items() if msgs})
         if self.forward is not None:
             self.forward(event)
         return True
@@ -149,6 +158,7 @@ def run_playbook(
             stats=result.stats,
             failures=collector.failures,
             reported=collector.reported,
+            invalid=collector.invalid,
             private_data_dir=private_data_dir if keep_artifacts else None,
         )
     finally:
