@@ -62,6 +62,10 @@ class DeepCheckFailed(WaitForModelsError):
     """The model is listed but a one-token completion does not work."""
 
 
+class WrongModel(WaitForModelsError):
+    """The server answers with a model list that lacks the model: vLLM's list is fixed once it answers."""
+
+
 class WaitTimedOut(WaitForModelsError):
     """The model was not served before the timeout."""
 
@@ -341,6 +345,11 @@ class ModelWaiter:
             last = self._probe_models()
             if last.kind == "ready":
                 break
+            if last.kind == "wrong_model" and last.models:
+                # vLLM answers /v1/models only once its engine is up, with the names it will serve: waiting cannot
+                # make another model appear (a wrong served name, or another server on the port). An empty list
+                # (a server still loading) is waited for.
+                raise self._wrong_model(last)
             if last.kind != "unreachable":
                 answered = last
             remaining = self.timeout - (self._clock() - self._start)
@@ -353,6 +362,13 @@ class ModelWaiter:
             result["deep_check"] = {"completion": self._redact(self._run_deep_check(last.models))}
         result["elapsed"] = self._elapsed()
         return result
+
+    def _wrong_model(self, probe: _Probe) -> WrongModel:
+        msg = "%s%s answers but %s" % (self.base_url, MODELS_PATH, probe.detail)
+        extra: Dict[str, Any] = {"models": probe.models, "last_status": probe.status}
+        if self.container:
+            extra["log_tail"] = self._log_tail()
+        return WrongModel(msg, **self._partial(**extra))
 
     def _timed_out(self, last: _Probe, answered: Optional[_Probe]) -> WaitTimedOut:
         detail = last.detail

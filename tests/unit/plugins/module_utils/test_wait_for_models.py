@@ -17,6 +17,7 @@ from ansible_collections.oci_gpu.vllm.plugins.module_utils._wait_for_models impo
     InvalidArgument,
     Unauthorized,
     WaitTimedOut,
+    WrongModel,
     wait_for_models,
 )
 from ansible_collections.oci_gpu.vllm.tests.unit.plugins.module_utils.test_wait_for_models_fakes import (
@@ -147,14 +148,26 @@ def test_missing_key_says_a_key_is_required():
     assert "Authorization" not in server.requests[0]["headers"]
 
 
-def test_wrong_model_keeps_waiting_then_names_what_is_served():
+def test_wrong_model_fails_at_once_naming_what_is_served():
     with FakeOpenAIServer(serving("facebook/opt-125m", "tiny"), api_key=KEY) as server, pytest.raises(
-        WaitTimedOut
+        WrongModel
     ) as err:
-        wait_for_models(**fast(server.url, timeout=1))
+        wait_for_models(**fast(server.url, timeout=30))
     assert "'facebook/opt-125m', 'tiny'" in err.value.msg and repr(MODEL) in err.value.msg
     assert err.value.result["models"] == ["facebook/opt-125m", "tiny"]
-    assert server.count("/v1/models") >= 3
+    assert server.count("/v1/models") == 1  # no waiting for a list that cannot change
+
+
+def test_not_yet_answering_then_wrong_model_still_fails_once_it_answers():
+    calls = []
+
+    def models(app):
+        calls.append(1)
+        return Reply(503, b"loading") if len(calls) <= 2 else Reply(200, models_body("other"))
+
+    with FakeOpenAIServer({("GET", "/v1/models"): models}) as server, pytest.raises(WrongModel):
+        wait_for_models(**fast(server.url, timeout=30))
+    assert server.count("/v1/models") == 3
 
 
 def test_slow_responses_are_cut_by_request_timeout_and_retried():
@@ -326,17 +339,22 @@ def test_missing_container_and_missing_socket_are_clear():
     assert "cannot watch container 'vllm'" in err.value.msg and "/nonexistent/docker.sock" in err.value.msg
 
 
-def test_healthy_container_and_server_succeed_and_timeout_carries_log_tail():
+def test_healthy_container_and_server_succeed_and_failures_carry_the_log_tail():
     with FakeDockerEngine() as engine, FakeOpenAIServer(serving(MODEL), api_key=KEY) as server:
         engine.add("vllm").log("Uvicorn running")
         result = wait_for_models(**fast(server.url), container="vllm", docker_socket=engine.socket_path)
         assert result["models"] == [MODEL] and "log_tail" not in result
         assert engine.requests.count("/containers/vllm/json") == 1
-        with pytest.raises(WaitTimedOut) as err:
+        with pytest.raises(WrongModel) as wrong:
             wait_for_models(
                 **fast(server.url, model="absent", timeout=1), container="vllm", docker_socket=engine.socket_path
             )
-        assert err.value.result["log_tail"] == ["Uvicorn running"]
+        assert wrong.value.result["log_tail"] == ["Uvicorn running"]
+    with FakeDockerEngine() as engine, FakeOpenAIServer({}) as server:
+        engine.add("vllm").log("Loading weights")
+        with pytest.raises(WaitTimedOut) as err:
+            wait_for_models(**fast(server.url, timeout=1), container="vllm", docker_socket=engine.socket_path)
+        assert err.value.result["log_tail"] == ["Loading weights"]
 
 
 def test_demultiplex_handles_both_streams_and_falls_back_to_raw():
