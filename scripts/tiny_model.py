@@ -1,6 +1,11 @@
 """Generate a tiny Mistral-architecture model (random weights) with a trained tokenizer, for CPU vLLM tests.
 
     python scripts/tiny_model.py OUTDIR [--head-dim 32] [--vocab-size 8000] [--seed 0]
+        [--hidden-size 128] [--intermediate-size 256] [--layers 2] [--heads 4] [--kv-heads 2]
+        [--sliding-window 0] [--max-position-embeddings 2048]
+
+The shape options exist so tests can generate models of different KV-cache shapes (the sizing planner's CPU check);
+their defaults are the demo's model. --sliding-window 0 means none.
 
 Needs torch, transformers and tokenizers: run it with the vLLM venv's python. The output (about 5 MB) is a normal
 Hugging Face model directory: config.json, model.safetensors, tokenizer.json, tokenizer_config.json (with a Mistral
@@ -44,6 +49,18 @@ CHAT_TEMPLATE = (
 )
 
 
+# The demo's model: the defaults of the shape options below.
+DEFAULT_SHAPE = argparse.Namespace(
+    hidden_size=128,
+    intermediate_size=256,
+    layers=2,
+    heads=4,
+    kv_heads=2,
+    sliding_window=0,
+    max_position_embeddings=2048,
+)
+
+
 def corpus_lines() -> list[str]:
     lines = list(SEED_TEXT)
     if CORPUS_DIR.is_dir():
@@ -52,7 +69,7 @@ def corpus_lines() -> list[str]:
     return [line for line in lines if line.strip()]
 
 
-def train_tokenizer(vocab_size: int) -> PreTrainedTokenizerFast:
+def train_tokenizer(vocab_size: int, model_max_length: int = 2048) -> PreTrainedTokenizerFast:
     tok = Tokenizer(models.BPE(unk_token=UNK))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
@@ -74,23 +91,26 @@ def train_tokenizer(vocab_size: int) -> PreTrainedTokenizerFast:
         eos_token=EOS,
         unk_token=UNK,
         chat_template=CHAT_TEMPLATE,
-        model_max_length=2048,
+        model_max_length=model_max_length,  # vLLM caps its default max_model_len at this
         clean_up_tokenization_spaces=False,
     )
 
 
-def build_model(tokenizer: PreTrainedTokenizerFast, head_dim: int, seed: int) -> MistralForCausalLM:
+def build_model(
+    tokenizer: PreTrainedTokenizerFast, head_dim: int, seed: int, shape: argparse.Namespace | None = None
+) -> MistralForCausalLM:
     torch.manual_seed(seed)
+    dims = shape or DEFAULT_SHAPE
     config = MistralConfig(
         vocab_size=len(tokenizer),
-        hidden_size=128,
-        intermediate_size=256,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
+        hidden_size=dims.hidden_size,
+        intermediate_size=dims.intermediate_size,
+        num_hidden_layers=dims.layers,
+        num_attention_heads=dims.heads,
+        num_key_value_heads=dims.kv_heads,
         head_dim=head_dim,
-        max_position_embeddings=2048,
-        sliding_window=None,
+        max_position_embeddings=dims.max_position_embeddings,
+        sliding_window=dims.sliding_window or None,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         tie_word_embeddings=False,
@@ -105,10 +125,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--head-dim", type=int, default=32)
     parser.add_argument("--vocab-size", type=int, default=8000)
     parser.add_argument("--seed", type=int, default=0)
+    for name, default in vars(DEFAULT_SHAPE).items():
+        parser.add_argument("--" + name.replace("_", "-"), type=int, default=default)
     args = parser.parse_args(argv)
 
-    tokenizer = train_tokenizer(args.vocab_size)
-    model = build_model(tokenizer, args.head_dim, args.seed)
+    tokenizer = train_tokenizer(args.vocab_size, args.max_position_embeddings)
+    model = build_model(tokenizer, args.head_dim, args.seed, args)
     args.outdir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(args.outdir)
     tokenizer.save_pretrained(args.outdir)
@@ -120,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         "head_dim": args.head_dim,
         "vocab_size": len(tokenizer),
         "parameters": sum(p.numel() for p in model.parameters()),
+        **{name: getattr(args, name) for name in vars(DEFAULT_SHAPE)},
         "weights_sha256": digest,
     }
     print(json.dumps(summary))
