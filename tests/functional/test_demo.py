@@ -143,3 +143,63 @@ def test_wrong_key_and_dead_endpoint_exit_codes(deployed, tmp_path):
 def test_hosts_table(deployed):
     run = _cli("hosts", "-i", "inventory/demo")
     assert run.returncode == 0 and "demo-local" in run.stdout and "127.0.0.1" in run.stdout
+
+
+# ---------------------------------------------------------------- faults: the serving endpoint survives every one
+
+
+def _serving_container() -> tuple[str, str]:
+    """(container id, start time) of the demo's vLLM container: unchanged means untouched."""
+    out = subprocess.run(
+        ["docker", "inspect", "-f", "{{.Id}} {{.State.StartedAt}}", CONTAINER],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    return out[0], out[1]
+
+
+def _still_serves() -> None:
+    models = _cli("models", "-i", "inventory/demo", "--json")
+    assert models.returncode == 0, models.stdout + models.stderr
+    assert json.loads(models.stdout)["models"] == [SERVED]
+
+
+@pytest.mark.parametrize(
+    ("extra_vars", "expected"),
+    [
+        ({"vllm_server_model": ""}, "vllm_server_model='' is not allowed"),
+        ({"vllm_server_port": 99999}, "vllm_server_port=99999 is not allowed: an integer from 1 to 65535"),
+        # The tiny model has 4 attention heads (scripts/tiny_model.py): 8-way tensor parallelism cannot split them.
+        ({"vllm_server_tensor_parallel_size": 8}, "vllm_server_tensor_parallel_size=8"),
+        # ... and a 2048-token limit (max_position_embeddings), read from its config.json on the host.
+        ({"vllm_server_max_model_len": 4096}, "vllm_server_max_model_len=4096"),
+    ],
+    ids=["empty-model", "bad-port", "tp-not-dividing-heads", "context-over-the-model-limit"],
+)
+def test_bad_input_exits_4_and_leaves_the_endpoint_untouched(deployed, extra_vars, expected):
+    before = _serving_container()
+    run = _cli("deploy", "-i", "inventory/demo", "-e", json.dumps(extra_vars), "--json")
+    report = json.loads(run.stdout)
+    assert run.returncode == 4, run.stdout[-3000:]
+    messages = " ".join(report["invalid"]["demo-local"])
+    assert expected in messages, messages
+    assert report["hosts"]["demo-local"]["changed"] == 0
+    assert _serving_container() == before
+    _still_serves()
+
+
+def test_a_vllm_that_exits_at_start_is_rolled_back(deployed):
+    # vLLM refuses --quantization awq on a model without AWQ weights after it has parsed the model (exit 1); the
+    # planner cannot see flags passed through vllm_server_extra_args, so this reaches the host.
+    before = _serving_container()
+    bad = {"vllm_server_extra_args": ["--quantization", "awq"]}
+    run = _cli("deploy", "-i", "inventory/demo", "-e", json.dumps(bad))
+    assert run.returncode == 2, run.stdout[-3000:]
+    assert "Cannot find the config file for awq" in run.stdout  # the new container's log tail
+    assert "ROLLED BACK: the previous container" in run.stdout and f"serves {SERVED} again" in run.stdout
+    # The same container (not a new one with the old settings) serves again, under its name; nothing left aside.
+    assert _serving_container()[0] == before[0]
+    _still_serves()
+    left = subprocess.run(["docker", "ps", "-aq", "-f", f"name=^{CONTAINER}-previous$"], capture_output=True, text=True)
+    assert left.stdout.strip() == ""
