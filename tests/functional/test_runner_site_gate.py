@@ -1,5 +1,6 @@
-"""site.yml through the wrapper on local hosts: the GPU decision is reported, and a host that fails stops the later
-batches (serial + max_fail_percentage 0). Fails before any role task changes anything."""
+"""site.yml through the wrapper on local hosts: the GPU decision is reported, bad input on any host stops every host
+in the validation play (exit 4), and a host that fails later stops the later batches (serial + max_fail_percentage
+0). Nothing here changes the machine: the runs fail in validation or run only the read-only health gate."""
 
 from __future__ import annotations
 
@@ -34,45 +35,81 @@ def _inventory(tmp_path, host_vars: str) -> str:
     return str(path)
 
 
-def _run(tmp_path, host_vars: str, extra: list[str]):
-    stream = io.StringIO()
+class _Plays:
+    """Progress display plus a record of which hosts ran a task in which play (the plays' names are the contract)."""
+
+    def __init__(self) -> None:
+        self.stream = io.StringIO()
+        self.progress = Progress(stream=self.stream)
+        self.hosts_by_play: dict[str, set[str]] = {}
+
+    def __call__(self, event: dict) -> bool:
+        data = event.get("event_data") or {}
+        if event.get("event", "").startswith("runner_on_") and data.get("host"):
+            self.hosts_by_play.setdefault(str(data.get("play", "")), set()).add(str(data["host"]))
+        return self.progress(event)
+
+
+DEPLOY_PLAY = "Deploy vLLM endpoints"
+
+
+def _run(tmp_path, host_vars: str, extra: list[str], tags: str | None = None):
+    plays = _Plays()
     result = run_playbook(
         PROJECT,
         PROJECT.site_playbook,
         inventory=_inventory(tmp_path, host_vars),
         extra_vars=extra,
-        event_handler=Progress(stream=stream),
+        event_handler=plays,
+        runner_kwargs={"tags": tags} if tags else None,
     )
-    return result, stream.getvalue()
+    return result, plays.stream.getvalue(), plays
+
+
+def test_bad_input_on_any_host_stops_every_host_before_any_change(tmp_path):
+    # Hosts without GPU roles but asked for a GPU container: bad input, found by the validation play on every host.
+    result, progress, plays = _run(tmp_path, "oci_vllm_gpu_hosts=false", ["vllm_server_gpus=all"])
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert sorted(result.invalid) == HOSTS
+    message = result.invalid["gate-1"][0]
+    assert "vllm_server_gpus=all" in message and "allowed" in message
+    assert DEPLOY_PLAY not in plays.hosts_by_play, "no host may start the deploy play after bad input"
+    assert "GPU roles (nvidia_driver, container_toolkit) skipped" in progress
+
+
+# A failure after validation (here: the health gate on hosts that run no vLLM; escalation off, these are local root
+# hosts without sudo) fails the first batch and stops the later ones (serial + max_fail_percentage 0).
+_GATE_ONLY = "oci_vllm_gpu_hosts=false ansible_become=false vllm_server_gpus=none"
 
 
 def test_first_batch_failure_stops_the_rollout(tmp_path):
-    # Hosts without GPU roles but asked for a GPU container: bad input that fails the first host's first batch.
-    result, progress = _run(tmp_path, "oci_vllm_gpu_hosts=false", ["vllm_server_gpus=all"])
-    assert result.exit_code == ExitCode.HOSTS_FAILED
-    assert result.hosts() == ["gate-1"], "later batches must not start after a failed batch"
-    assert result.failures[0]["host"] == "gate-1"
-    assert "vllm_server_gpus=all" in result.failures[0]["msg"] and "allowed" in result.failures[0]["msg"]
-    assert "GPU roles (nvidia_driver, container_toolkit) skipped" in progress
+    result, _progress, plays = _run(tmp_path, _GATE_ONLY, ["oci_vllm_health_timeout=1"], tags="health_gate")
+    assert result.exit_code == ExitCode.HOSTS_FAILED and not result.invalid
+    assert plays.hosts_by_play[DEPLOY_PLAY] == {"gate-1"}, "later batches must not start after a failed batch"
+    assert {f["host"] for f in result.failures} == {"gate-1"}
 
 
 def test_batches_follow_oci_vllm_serial(tmp_path):
     # With batches of 2 the first batch has two hosts: both fail there, nobody else is touched.
-    result, _progress = _run(tmp_path, "oci_vllm_gpu_hosts=false", ["vllm_server_gpus=all", '{"oci_vllm_serial": [2]}'])
-    assert result.hosts() == ["gate-1", "gate-2"]
+    result, _progress, plays = _run(
+        tmp_path, _GATE_ONLY, ["oci_vllm_health_timeout=1", '{"oci_vllm_serial": [2]}'], tags="health_gate"
+    )
+    assert result.exit_code == ExitCode.HOSTS_FAILED
+    assert plays.hosts_by_play[DEPLOY_PLAY] == {"gate-1", "gate-2"}
 
 
 def test_gpu_detection_without_inventory_hint(tmp_path):
     # No oci_vllm_gpu_hosts, no gpu_count, no nvidia_driver_shape: the decision comes from /dev/nvidia* on the host.
     has_gpu = any(n.startswith("nvidia") and n[6:].isdigit() for n in os.listdir("/dev"))
-    result, progress = _run(tmp_path, "", ["vllm_server_gpus=all"] if not has_gpu else ["vllm_server_gpus=none"])
+    extra = ["vllm_server_gpus=all"] if not has_gpu else ["vllm_server_gpus=none"]
+    result, progress, _plays = _run(tmp_path, "", extra)
     if has_gpu:
         pytest.skip("this machine has an NVIDIA GPU: the GPU roles would really run")
     assert (
         "skipped: no GPU on this host (inventory gpu_count=0, nvidia_driver_shape=unset, 0 /dev/nvidia* device(s))"
         in progress
     )
-    assert result.exit_code == ExitCode.HOSTS_FAILED and result.hosts() == ["gate-1"]
+    assert result.exit_code == ExitCode.BAD_INPUT and sorted(result.invalid) == HOSTS
 
 
 @pytest.mark.skipif(shutil.which("ssh") is None, reason="needs an ssh client")
