@@ -39,8 +39,26 @@ def _preflight(tmp_path: Path, extra_vars: dict) -> subprocess.CompletedProcess:
             "vllm_server_tensor_parallel_size=4 but this host has 1 GPU(s)",
         ),
         (
-            {"vllm_server_model": "mistralai/Mixtral-8x7B-Instruct-v0.1", "nvidia_driver_gpus": 4},
-            "mistralai/Mixtral-8x7B-Instruct-v0.1 (Mixtral 8x7B) does not fit on 4 GPU(s) unquantized",
+            {
+                "vllm_server_model": "mistralai/Mixtral-8x7B-Instruct-v0.1",
+                "vllm_server_shape": "BM.GPU.A10.4",
+                "vllm_server_tensor_parallel_size": 4,
+            },
+            "vllm_server_model=mistralai/Mixtral-8x7B-Instruct-v0.1 needs 21.75 GiB of weights per GPU at "
+            "vllm_server_tensor_parallel_size=4 but BM.GPU.A10.4 leaves",
+        ),
+        (
+            {"vllm_server_shape": "VM.GPU.A10.1", "vllm_server_max_model_len": 32768},
+            "vllm_server_max_model_len=32768 needs 4.0 GiB of KV cache per sequence but VM.GPU.A10.1 leaves",
+        ),
+        ({"vllm_server_shape": "VM.GPU.A10.1", "vllm_server_tensor_parallel_size": 2}, "this host has 1 GPU(s)"),
+        ({"vllm_server_model": ""}, "vllm_server_model='' is not allowed: a Hugging Face model id"),
+        ({"vllm_server_model": "org/a--b"}, "vllm_server_model='org/a--b' is not allowed"),
+        ({"vllm_server_model": "/models/x/"}, "vllm_server_model='/models/x/' is not allowed"),
+        ({"vllm_server_served_model_name": "two words"}, "vllm_server_served_model_name='two words' is not allowed"),
+        (
+            {"vllm_server_model": "TheBloke/Mixtral-8x7B-Instruct-v0.1-AWQ", "vllm_server_quantization": "fp8"},
+            "vllm_server_quantization=",
         ),
         ({"vllm_server_extra_args": ["--api-key=abc"]}, "Secrets must not be passed in vllm_server_extra_args"),
         ({"vllm_server_env": {"HF_TOKEN": "abc"}}, "Secrets must not be passed in vllm_server_extra_args"),
@@ -78,7 +96,14 @@ def _preflight(tmp_path: Path, extra_vars: dict) -> subprocess.CompletedProcess:
         "gpu-mem-high",
         "gpu-mem-zero",
         "tp-above-gpu-count",
-        "mixtral-unquantized-on-4",
+        "mixtral-unquantized-on-a10-4",
+        "mistral-32k-on-one-a10",
+        "tp-above-shape-gpus",
+        "model-empty",
+        "model-double-dash",
+        "model-path-trailing-slash",
+        "served-name-space",
+        "quantization-mismatch",
         "api-key-on-argv",
         "token-in-env",
         "front-choice",
@@ -110,16 +135,18 @@ def test_bad_input_fails_in_preflight_naming_the_value(tmp_path: Path, extra_var
     [
         {},
         {
-            "vllm_server_model": "TheBloke/mixtral-8x7b-v0.1-AWQ",
-            "vllm_server_quantization": "awq",
+            "vllm_server_model": "TheBloke/Mixtral-8x7B-Instruct-v0.1-AWQ",
+            "vllm_server_quantization": "awq_marlin",
             "vllm_server_tensor_parallel_size": 4,
             "vllm_server_gpu_memory_utilization": 0.95,
-            "nvidia_driver_gpus": 4,
+            "vllm_server_max_model_len": 8192,
+            "vllm_server_shape": "BM.GPU.A10.4",
         },
         {
             "vllm_server_model": "mistralai/Mixtral-8x7B-Instruct-v0.1",
             "vllm_server_tensor_parallel_size": 8,
             "nvidia_driver_gpus": 8,
+            "vllm_server_shape": "BM.GPU4.8",
         },
         {"vllm_server_front": "none", "vllm_server_bind_address": "127.0.0.1"},
         {
@@ -130,7 +157,13 @@ def test_bad_input_fails_in_preflight_naming_the_value(tmp_path: Path, extra_var
             "vllm_server_api_key": "abcdefghijklmnop-._~+/==",
         },
     ],
-    ids=["defaults", "mixtral-awq-tp4", "mixtral-8-gpus", "front-none-loopback", "plain-loopback-custom-routes"],
+    ids=[
+        "defaults",
+        "mixtral-instruct-awq-on-a10-4",
+        "mixtral-on-gpu4-8",
+        "front-none-loopback",
+        "plain-loopback-custom-routes",
+    ],
 )
 def test_good_input_passes_preflight(tmp_path: Path, extra_vars: dict) -> None:
     result = _preflight(tmp_path, extra_vars)

@@ -109,6 +109,11 @@ def test_plan_groups_and_children():
     }  # fmt: skip
     assert first.hostvars["gpu_count"] == 4 and first.hostvars["gpu_total_memory_gb"] == 96
     assert first.hostvars["ansible_host"] == "1.2.3.4"
+    # The shape's whole row of the one shape table, for the roles and the sizing planner.
+    shape = first.hostvars["oci_gpu_shape"]
+    assert (shape["name"], shape["known"], shape["gpus"], shape["memory_mib"], shape["nvswitch"]) == (
+        "BM.GPU.A10.4", True, 4, 23028, False,
+    )  # fmt: skip
 
 
 def test_duplicate_names_fall_back_to_ocid():
