@@ -32,6 +32,30 @@ def test_classify(status, rc, stats, expected):
     assert classify(status, rc, stats) == expected
 
 
+def test_classify_bad_input_from_the_validation_play():
+    failed = {**OK_STATS, "failures": {"h1": 1, "h2": 1}}
+    assert classify("failed", 2, failed, invalid=True) == ExitCode.BAD_INPUT
+    # An unreachable host still wins: it was not validated at all.
+    assert classify("failed", 4, {**failed, "dark": {"h3": 1}}, invalid=True) == ExitCode.UNREACHABLE
+
+
+def test_deploy_prints_every_refused_value_and_exits_4(monkeypatch, capsys):
+    invalid = {"h1": ["vllm_server_port=99999 is not allowed: an integer from 1 to 65535", "vllm_server_model='' ..."]}
+    result = RunResult(
+        status="failed",
+        rc=2,
+        stats={**OK_STATS, "failures": {"h1": 1, "h2": 1}},
+        failures=[{"host": "h1", "task": "Stop every host", "kind": "failed", "msg": "bad input"}],
+        invalid=invalid,
+    )
+    monkeypatch.setattr(cli, "run_playbook", _fake_run(result, {}))
+    assert cli.main(["deploy", "-q"]) == 4
+    out = capsys.readouterr().out
+    assert "BAD INPUT (validated on every host first; no host was changed):" in out
+    assert "h1: vllm_server_port=99999 is not allowed: an integer from 1 to 65535" in out
+    assert "h1: vllm_server_model=''" in out and "Stop every host" not in out
+
+
 def _fake_run(result: RunResult, seen: dict):
     def fake(project, playbook, **kwargs):
         seen.update(kwargs, playbook=playbook)
@@ -128,7 +152,11 @@ EVENTS = [
         dark={"h4": 1},
         skipped={"h1": 1},
         # set_stats per_host=false, aggregate=true: every host's entry merged under the one key.
-        artifact_data={"oci_vllm_status": {"h1": {"ready": True}, "h9": "not a dict"}, "other": {"x": 1}},
+        artifact_data={
+            "oci_vllm_status": {"h1": {"ready": True}, "h9": "not a dict"},
+            "oci_vllm_invalid": {"h2": ["vllm_server_port=0 is not allowed"], "h3": []},
+            "other": {"x": 1},
+        },
     ),
 ]
 
@@ -168,4 +196,5 @@ def test_collector_keeps_failures_and_the_reported_status():
     ]
     # Only the custom stats count: the debug task of the same name (runner_on_ok) does not.
     assert collector.reported == {"h1": {"ready": True}}
+    assert collector.invalid == {"h2": ["vllm_server_port=0 is not allowed"]}  # a host with no message: not invalid
     assert len(forwarded) == len(EVENTS)
