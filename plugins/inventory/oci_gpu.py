@@ -20,9 +20,10 @@ description:
     also C(oci_gpu), C(region_<region>), C(ad_<availability domain>), C(compartment_<name>) (C(compartment_root) for the
     tenancy). Unsafe characters in group names become C(_).
   - Host variables are C(oci_*) (OCIDs, region, availability domain, shape, tags, addresses), C(gpu_family),
-    C(gpu_vendor), C(gpu_model), C(gpu_count), C(gpu_memory_gb) (per GPU), C(gpu_total_memory_gb), C(oci_gpu_shape) (the shape's row of the collection's
-    shape table, as the C(oci_gpu.vllm.gpu_shape) filter gives it, with GPU count, memory in MiB, architecture,
-    NVSwitch, open kernel modules), and C(ansible_host) (public IP, else private IP). Every value read from OCI is marked unsafe, so it is never templated.
+    C(gpu_vendor), C(gpu_model), C(gpu_count), C(gpu_memory_gb) (per GPU), C(gpu_total_memory_gb),
+    C(oci_gpu_shape) (the shape's row of the collection's shape table, as the C(oci_gpu.vllm.gpu_shape) filter gives
+    it, with GPU count, memory in MiB, architecture, NVSwitch, open kernel modules), and C(ansible_host) (public IP,
+    else private IP). Every value read from OCI is marked unsafe, so it is never templated.
   - Configuration files must end in C(.oci_gpu.yml) or C(.oci_gpu.yaml).
 author:
   - oci_gpu.vllm maintainers (!UNKNOWN)

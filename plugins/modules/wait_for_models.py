@@ -16,8 +16,8 @@ description:
   - Fails at once on 401/403 (a wrong or missing key cannot fix itself by waiting).
   - Keeps waiting on connection refused, timeouts and 5xx answers; on timeout the message says what the last attempt
     saw (status and body).
-  - Fails at once when the server answers with a non-empty model list that lacks the expected id (vLLM answers only once its
-    engine is up, with the fixed list of names it serves), naming the ids that are served instead.
+  - Fails at once when the server answers with a non-empty model list that lacks the expected id (vLLM answers only
+    once its engine is up, with the fixed list of names it serves), naming the ids that are served instead.
   - When O(container) is set, inspects that Docker container before every poll through the Docker engine's unix
     socket and fails within one O(interval) when it exits, restarts, is replaced or disappears, returning its last
     log lines. The socket is spoken to directly (Python standard library), so neither the docker SDK nor the docker

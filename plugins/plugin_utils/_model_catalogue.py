@@ -41,7 +41,13 @@ _MIXTRAL_8X7B: Dict[str, Any] = {
 }
 # TheBloke's AWQ builds (AutoAWQ, GEMM kernels): 4-bit weights, groups of 128 with zero points, fp16 activations;
 # Mixtral's router ("gate") is left unquantized.
-_AWQ_GEMM_4BIT: Dict[str, Any] = {"quant_method": "awq", "bits": 4, "group_size": 128, "zero_point": True, "version": "gemm"}
+_AWQ_GEMM_4BIT: Dict[str, Any] = {
+    "quant_method": "awq",
+    "bits": 4,
+    "group_size": 128,
+    "zero_point": True,
+    "version": "gemm",
+}
 
 
 def _entry(config: Dict[str, Any], chat_template: bool, source: str, **extra: Any) -> Dict[str, Any]:
@@ -73,14 +79,22 @@ MODEL_CATALOGUE: Dict[str, Dict[str, Any]] = {
     # huggingface.co/TheBloke/Mixtral-8x7B-Instruct-v0.1-AWQ/blob/main/config.json: Mixtral + AWQ quantization_config,
     # torch_dtype float16 (AWQ kernels run in fp16).
     "TheBloke/Mixtral-8x7B-Instruct-v0.1-AWQ": _entry(
-        {**_MIXTRAL_8X7B, "torch_dtype": "float16", "quantization_config": {**_AWQ_GEMM_4BIT, "modules_to_not_convert": ["gate"]}},
+        {
+            **_MIXTRAL_8X7B,
+            "torch_dtype": "float16",
+            "quantization_config": {**_AWQ_GEMM_4BIT, "modules_to_not_convert": ["gate"]},
+        },
         True,
         "config.json on huggingface.co (TheBloke): AutoAWQ 4-bit, group 128, zero point, GEMM; router unquantized",
     ),
     # huggingface.co/TheBloke/mixtral-8x7b-v0.1-AWQ: the reference tutorial's model. A BASE model: it has no chat
     # template, so /v1/chat/completions fails on it; kept so the planner can recognise and explain it.
     "TheBloke/mixtral-8x7b-v0.1-AWQ": _entry(
-        {**_MIXTRAL_8X7B, "torch_dtype": "float16", "quantization_config": {**_AWQ_GEMM_4BIT, "modules_to_not_convert": ["gate"]}},
+        {
+            **_MIXTRAL_8X7B,
+            "torch_dtype": "float16",
+            "quantization_config": {**_AWQ_GEMM_4BIT, "modules_to_not_convert": ["gate"]},
+        },
         False,
         "config.json on huggingface.co (TheBloke): AWQ build of the base Mixtral-8x7B-v0.1",
         instruct_variant="TheBloke/Mixtral-8x7B-Instruct-v0.1-AWQ",

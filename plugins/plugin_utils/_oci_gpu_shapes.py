@@ -30,8 +30,9 @@ class GpuShape(NamedTuple):
     open_modules: bool  # NVIDIA's open kernel modules support the GPU (Turing and newer)
 
 
-# memory_mib: nvidia-smi's memory.total. H200: measured on the lent host (../shared/reference/real-nvidia-h200-host.txt);
-# the others are the figures nvidia-smi prints for these boards (sources in docs/sizing.md).
+# memory_mib: nvidia-smi's memory.total. H200: measured on the lent host (shared/reference/real-nvidia-h200-host.txt).
+# The others are the totals nvidia-smi is commonly seen to print for these boards, NOT measured by us (H100 81559 MiB
+# also appears in vllm-project/vllm PR #10511's log); ECC settings and driver versions move them by a few MiB.
 GPU_SHAPES: Dict[str, GpuShape] = {
     "VM.GPU2.1": GpuShape("p100", "NVIDIA", "Tesla P100", 1, 16, 16280, "pascal", "6.0", False, False),
     "BM.GPU2.2": GpuShape("p100", "NVIDIA", "Tesla P100", 2, 16, 16280, "pascal", "6.0", False, False),
@@ -65,10 +66,13 @@ def gpu_shape(
         return None
     match = _FAMILY_FROM_NAME.search(shape)
     family = match.group(1).lower() if match else "gpu_other"
-    return GpuShape(family, "unknown", gpu_description or "unknown", int(reported_gpus), 0, 0, "unknown", "", False, True)
+    description = gpu_description or "unknown"
+    return GpuShape(family, "unknown", description, int(reported_gpus), 0, 0, "unknown", "", False, True)
 
 
-def shape_facts(shape: str, reported_gpus: Optional[int] = None, gpu_description: Optional[str] = None) -> Dict[str, Any]:
+def shape_facts(
+    shape: str, reported_gpus: Optional[int] = None, gpu_description: Optional[str] = None
+) -> Dict[str, Any]:
     """The published form of a shape's facts (host var `oci_gpu_shape`, filter `gpu_shape`): a plain dict.
 
     `known` is false for a shape the table lacks; `gpus` is 0 for a shape without GPUs.

@@ -34,7 +34,7 @@ VOCAB_PADDING = 64  # model_executor/layers/vocab_parallel_embedding.py DEFAULT_
 CPU_MAX_NUM_BATCHED_TOKENS = 2048  # engine/arg_utils.py get_batch_defaults: CPU, OpenAI server, x world size
 TP_CANDIDATES = (1, 2, 4, 8)
 
-# --- estimates (GPU), per GPU: see docs/sizing.md "Estimated terms" ------------------------------------------------------
+# --- estimates (GPU), per GPU: see docs/sizing.md "Estimated terms" --------------------------------------------------
 # cudaMemGetInfo's total (what vLLM multiplies by gpu_memory_utilization) is below nvidia-smi's memory.total by the
 # driver's reservation: measured 615 MiB on the lent H200; 438 MiB on an H100 and ~430 MiB on a 24 GB card in
 # published vLLM logs. Rounded up.
@@ -311,7 +311,7 @@ def predict_cpu_kv_report(
     }
 
 
-# ------------------------------------------------------------------------------------------------------------ GPU memory
+# -------------------------------------------------------------------------------------------------------- GPU memory
 
 
 def batch_defaults(cuda_total: int, gpu_model: str) -> Tuple[int, int]:
@@ -610,7 +610,11 @@ def _check_and_size(
     _model_notes(model, spec, chat_template, notes)
     result["assumptions"].extend(_assumptions(spec, length))
 
-    tp = req.tensor_parallel_size if req.tensor_parallel_size >= 1 and spec.num_heads % req.tensor_parallel_size == 0 else 1
+    tp = (
+        req.tensor_parallel_size
+        if req.tensor_parallel_size >= 1 and spec.num_heads % req.tensor_parallel_size == 0
+        else 1
+    )
     weights_total = weight_bytes(spec, 1, req.quantization, act)
     weights_gpu = weight_bytes(spec, tp, req.quantization, act)
     per_token = kv_bytes_per_token(spec, tp, kv_bytes)
@@ -631,78 +635,36 @@ def _check_and_size(
         else:
             notes.append("no GPU shape given (CPU host): only the config checks ran, no GPU memory fit")
         return
-    _size_on_gpu(model, spec, facts, req, result, act, kv_bytes, length)
+    _size_on_gpu(model, spec, facts, req, result)
 
 
-def _size_on_gpu(
-    model: str,
-    spec: ModelSpec,
-    facts: Mapping[str, Any],
-    req: Request,
-    result: Dict[str, Any],
-    act: str,
-    kv_bytes: int,
-    length: int,
-) -> None:
-    tp = result["tensor_parallel_size"]
-    budget = gpu_budget(spec, facts, tp, req.gpu_memory_utilization, weight_bytes(spec, tp, req.quantization, act), act, req.enforce_eager)
-    per_token = result["kv_bytes_per_token"]["per_gpu"]
-    in_flight = 2 * budget.max_num_batched_tokens  # async scheduling: 2 batches in flight (config/vllm.py)
-    cap = kv_capacity(max(0, budget.kv_memory), per_token, length, spec.max_positions, GPU_BLOCK_SIZE, spec.sliding_window, in_flight)
-    result.update(
-        kv_gib_per_sequence_per_gpu=_gib(cap.blocks_per_request * GPU_BLOCK_SIZE * per_token),
-        kv_cache_gib_per_gpu=_gib(max(0, budget.kv_memory)),
-        kv_tokens=cap.kv_tokens,
-        max_model_len_fit=cap.max_model_len_fit,
-        max_concurrency=round(cap.max_concurrency, 2),
-        memory_gib_per_gpu={
-            "nvidia_smi_total": round(int(facts["memory_mib"]) / 1024, 2),
-            "cuda_total": _gib(budget.cuda_total),
-            "requested": _gib(budget.requested),
-            "weights": _gib(budget.weights),
-            "activation_peak": _gib(budget.activation),
-            "non_torch": _gib(budget.non_torch),
-            "cuda_graphs": _gib(budget.cuda_graphs),
-            "planning_margin": _gib(budget.margin),
-            "kv_cache": _gib(max(0, budget.kv_memory)),
-        },
-        max_num_batched_tokens=budget.max_num_batched_tokens,
-        max_num_seqs=budget.max_num_seqs,
-    )
-    name = str(facts.get("name", ""))
-    util = f"vllm_server_gpu_memory_utilization={req.gpu_memory_utilization}"
-    fix = _suggest(model, spec, facts, req, length)
-    result["suggestions"] = fix
-    if budget.kv_memory <= 0:
-        result["problems"].append(
-            f"vllm_server_model={model} needs {_gib(budget.weights)} GiB of weights per GPU at "
-            f"vllm_server_tensor_parallel_size={tp} but {name} leaves {_gib(budget.before_kv)} GiB per GPU for "
-            f"weights and KV cache at {util}{_alternatives(fix, with_len=False)}"
-        )
-    elif not cap.fits:
-        need = cap.blocks_per_request * GPU_BLOCK_SIZE * per_token
-        result["problems"].append(
-            f"vllm_server_max_model_len={length} needs {_gib(need)} GiB of KV cache per sequence but {name} leaves "
-            f"{_gib(budget.kv_memory)} GiB at {util}{_alternatives(fix, with_len=True)}"
-        )
-    result["fits"] = not result["problems"]
+@dataclass(frozen=True)
+class Sizing:
+    """A model on `tp` GPUs of a shape: the budget of one GPU and what its KV memory holds."""
+
+    budget: GpuBudget
+    kv_bytes_per_token: int  # one GPU
+    capacity: KvCapacity
 
 
-def fits_on(
-    spec: ModelSpec, facts: Mapping[str, Any], tp: int, req: Request, length: int, quantization: Optional[str] = None
-) -> bool:
+def sizing(spec: ModelSpec, facts: Mapping[str, Any], tp: int, req: Request, length: int) -> Sizing:
+    """Size `spec` at `tp` on one GPU of `facts` for requests of `length` tokens (facts must have memory_mib)."""
+    act = resolve_dtype(spec, req.dtype, str(facts.get("compute_capability") or ""))
+    weights = weight_bytes(spec, tp, req.quantization, act)
+    budget = gpu_budget(spec, facts, tp, req.gpu_memory_utilization, weights, act, req.enforce_eager)
+    per_token = kv_bytes_per_token(spec, tp, kv_dtype_bytes(req.kv_cache_dtype, act))
+    in_flight = 2 * budget.max_num_batched_tokens  # async scheduling keeps 2 batches in flight (config/vllm.py)
+    memory = max(0, budget.kv_memory)
+    cap = kv_capacity(memory, per_token, length, spec.max_positions, GPU_BLOCK_SIZE, spec.sliding_window, in_flight)
+    return Sizing(budget, per_token, cap)
+
+
+def fits_on(spec: ModelSpec, facts: Mapping[str, Any], tp: int, req: Request, length: int) -> bool:
     """Whether one request at `length` fits `tp` GPUs of a shape with these settings (memory only)."""
     if not int(facts.get("memory_mib") or 0) or tp > int(facts.get("gpus") or 0):
         return False
-    q = req.quantization if quantization is None else quantization
-    act = resolve_dtype(spec, req.dtype, str(facts.get("compute_capability") or ""))
-    weights = weight_bytes(spec, tp, q, act)
-    budget = gpu_budget(spec, facts, tp, req.gpu_memory_utilization, weights, act, req.enforce_eager)
-    if budget.kv_memory <= 0:
-        return False
-    per_token = kv_bytes_per_token(spec, tp, kv_dtype_bytes(req.kv_cache_dtype, act))
-    in_flight = 2 * budget.max_num_batched_tokens
-    return kv_capacity(budget.kv_memory, per_token, length, spec.max_positions, GPU_BLOCK_SIZE, spec.sliding_window, in_flight).fits
+    fit = sizing(spec, facts, tp, req, length)
+    return fit.budget.kv_memory > 0 and fit.capacity.fits
 
 
 def smallest_fitting_tp(spec: ModelSpec, facts: Mapping[str, Any], req: Request, length: int) -> Optional[int]:
@@ -715,11 +677,54 @@ def smallest_fitting_tp(spec: ModelSpec, facts: Mapping[str, Any], req: Request,
 
 def largest_fitting_len(spec: ModelSpec, facts: Mapping[str, Any], tp: int, req: Request) -> int:
     """The largest max_model_len that fits at this TP (0: not even the weights, or not one block)."""
-    act = resolve_dtype(spec, req.dtype, str(facts.get("compute_capability") or ""))
-    budget = gpu_budget(spec, facts, tp, req.gpu_memory_utilization, weight_bytes(spec, tp, req.quantization, act), act, req.enforce_eager)
-    per_token = kv_bytes_per_token(spec, tp, kv_dtype_bytes(req.kv_cache_dtype, act))
-    cap = kv_capacity(max(0, budget.kv_memory), per_token, 1, spec.max_positions, GPU_BLOCK_SIZE, spec.sliding_window, 2 * budget.max_num_batched_tokens)
-    return cap.max_model_len_fit
+    return sizing(spec, facts, tp, req, spec.max_positions).capacity.max_model_len_fit
+
+
+def _size_on_gpu(model: str, spec: ModelSpec, facts: Mapping[str, Any], req: Request, result: Dict[str, Any]) -> None:
+    tp, length = result["tensor_parallel_size"], result["max_model_len"]
+    fit = sizing(spec, facts, tp, req, length)
+    budget, cap, per_token = fit.budget, fit.capacity, fit.kv_bytes_per_token
+    kv_memory = max(0, budget.kv_memory)
+    result.update(
+        kv_gib_per_sequence_per_gpu=_gib(cap.blocks_per_request * GPU_BLOCK_SIZE * per_token),
+        kv_cache_gib_per_gpu=_gib(kv_memory),
+        kv_tokens=cap.kv_tokens,
+        max_model_len_fit=cap.max_model_len_fit,
+        max_concurrency=round(cap.max_concurrency, 2),
+        memory_gib_per_gpu={
+            "nvidia_smi_total": round(int(facts["memory_mib"]) / 1024, 2),
+            "cuda_total": _gib(budget.cuda_total),
+            "requested": _gib(budget.requested),
+            "weights": _gib(budget.weights),
+            "activation_peak": _gib(budget.activation),
+            "non_torch": _gib(budget.non_torch),
+            "cuda_graphs": _gib(budget.cuda_graphs),
+            "planning_margin": _gib(budget.margin),
+            "kv_cache": _gib(kv_memory),
+        },
+        max_num_batched_tokens=budget.max_num_batched_tokens,
+        max_num_seqs=budget.max_num_seqs,
+    )
+    name = str(facts.get("name", ""))
+    util = f"vllm_server_gpu_memory_utilization={req.gpu_memory_utilization}"
+    if budget.kv_memory > 0 and cap.fits:
+        result["fits"] = not result["problems"]
+        return
+    fix = _suggest(model, spec, facts, req, length)
+    result["suggestions"] = fix
+    if budget.kv_memory <= 0:
+        result["problems"].append(
+            f"vllm_server_model={model} needs {_gib(budget.weights)} GiB of weights per GPU at "
+            f"vllm_server_tensor_parallel_size={tp} but {name} leaves {_gib(budget.before_kv)} GiB per GPU for "
+            f"weights and KV cache at {util}{_alternatives(fix, with_len=False)}"
+        )
+    else:
+        need = cap.blocks_per_request * GPU_BLOCK_SIZE * per_token
+        result["problems"].append(
+            f"vllm_server_max_model_len={length} needs {_gib(need)} GiB of KV cache per sequence but {name} leaves "
+            f"{_gib(kv_memory)} GiB at {util}{_alternatives(fix, with_len=True)}"
+        )
+    result["fits"] = False
 
 
 def _suggest(model: str, spec: ModelSpec, facts: Mapping[str, Any], req: Request, length: int) -> List[Dict[str, Any]]:
@@ -736,19 +741,28 @@ def _suggest(model: str, spec: ModelSpec, facts: Mapping[str, Any], req: Request
     for name, entry in quantized_variants(model).items():
         variant = model_spec(entry["config"])
         quant = "awq_marlin" if variant.quant_method == "awq" else ""
-        vreq = Request(tp, req.max_model_len, req.gpu_memory_utilization, quant, req.dtype, req.kv_cache_dtype, req.enforce_eager)
+        vreq = Request(
+            tp, req.max_model_len, req.gpu_memory_utilization, quant, req.dtype, req.kv_cache_dtype, req.enforce_eager
+        )
         vtp = tp if fits_on(variant, facts, tp, vreq, length) else smallest_fitting_tp(variant, facts, vreq, length)
         if vtp:
-            out.append({"vllm_server_model": name, "vllm_server_quantization": quant, "vllm_server_tensor_parallel_size": vtp})
+            out.append(
+                {"vllm_server_model": name, "vllm_server_quantization": quant, "vllm_server_tensor_parallel_size": vtp}
+            )
     out.extend(_other_shapes(spec, facts, req, length))
     return out
 
 
-def _other_shapes(spec: ModelSpec, facts: Mapping[str, Any], req: Request, length: int, limit: int = 2) -> List[Dict[str, Any]]:
+def _other_shapes(
+    spec: ModelSpec, facts: Mapping[str, Any], req: Request, length: int, limit: int = 2
+) -> List[Dict[str, Any]]:
     """Up to `limit` other shapes that fit (one per GPU family): the same family first, then by total GPU memory."""
     current, family = str(facts.get("name", "")), facts.get("family")
     ampere_plus = [n for n, s in GPU_SHAPES.items() if s.compute_capability and _cc(s.compute_capability) >= 80]
-    by_size = sorted(ampere_plus, key=lambda n: (GPU_SHAPES[n].family != family, GPU_SHAPES[n].gpus * GPU_SHAPES[n].memory_mib, n.count("-"), n))
+    by_size = sorted(
+        ampere_plus,
+        key=lambda n: (GPU_SHAPES[n].family != family, GPU_SHAPES[n].gpus * GPU_SHAPES[n].memory_mib, n.count("-"), n),
+    )
     found: List[Dict[str, Any]] = []
     families = set()
     for name in by_size:
@@ -770,10 +784,18 @@ def _alternatives(suggestions: Sequence[Mapping[str, Any]], with_len: bool) -> s
             if with_len:
                 phrases.append(f"use at most vllm_server_max_model_len={s['vllm_server_max_model_len']}")
         elif "vllm_server_model" in s:
-            quant = f" with vllm_server_quantization={s['vllm_server_quantization']}" if s["vllm_server_quantization"] else ""
-            phrases.append(f"{s['vllm_server_model']}{quant} (tensor_parallel_size {s['vllm_server_tensor_parallel_size']})")
+            quant = (
+                f" with vllm_server_quantization={s['vllm_server_quantization']}"
+                if s["vllm_server_quantization"]
+                else ""
+            )
+            phrases.append(
+                f"{s['vllm_server_model']}{quant} (tensor_parallel_size {s['vllm_server_tensor_parallel_size']})"
+            )
         elif "shape" in s:
-            phrases.append(f"{s['shape']} with vllm_server_tensor_parallel_size={s['vllm_server_tensor_parallel_size']}")
+            phrases.append(
+                f"{s['shape']} with vllm_server_tensor_parallel_size={s['vllm_server_tensor_parallel_size']}"
+            )
         else:
             phrases.append(f"vllm_server_tensor_parallel_size={s['vllm_server_tensor_parallel_size']}")
     return (": " + ", or ".join(phrases)) if phrases else ": no catalogue build or shape in the table fits"

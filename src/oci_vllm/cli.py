@@ -17,6 +17,7 @@ from ansible_runner.exceptions import AnsibleRunnerException
 from . import __version__, api
 from .errors import EXIT_CODES_HELP, BadInput, ExitCode, OciVllmError
 from .inventory import host_rows, list_inventory
+from .plan import add_plan_parser, cmd_plan
 from .progress import Progress
 from .project import Project, find_project
 from .runner import RunResult, run_playbook
@@ -118,6 +119,7 @@ def build_parser() -> Parser:
     chat = sub.add_parser("chat", parents=[common, inv, endpoint], help="POST /v1/chat/completions")
     chat.add_argument("message", nargs="?", default=SEED_CHAT, help=f"default: {SEED_CHAT!r}")
     chat.add_argument("--max-tokens", type=int, default=128)
+    add_plan_parser(sub, [common])
     return parser
 
 
@@ -446,6 +448,7 @@ COMMANDS = {
     "models": cmd_models,
     "complete": cmd_complete,
     "chat": cmd_chat,
+    "plan": cmd_plan,
 }
 
 
