@@ -116,7 +116,7 @@ def main() -> int:
     results.append(("baseline: docker restart", base, rc))
     good, rc, out = measured(args.period, deploy({"vllm_server_max_model_len": 384}))
     results.append(("good change (max_model_len 512 -> 384)", good, rc))
-    back, rc_back, _ = measured(args.period, deploy({}))
+    back, rc_back, _back_out = measured(args.period, deploy({}))
     results.append(("good change back (384 -> 512)", back, rc_back))
     bad, rc_bad, out_bad = measured(args.period, deploy({"vllm_server_extra_args": ["--quantization", "awq"]}))
     results.append(("bad change, rolled back", bad, rc_bad))

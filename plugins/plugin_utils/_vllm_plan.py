@@ -843,5 +843,6 @@ def _round_up(a: int, b: int) -> int:
 
 def _cc(value: str) -> int:
     """'8.6' -> 86."""
-    major, _, minor = value.partition(".")
+    parts = value.split(".", 1)
+    major, minor = parts[0], (parts[1] if len(parts) > 1 else "")
     return int(major) * 10 + int(minor or 0)
