@@ -1,21 +1,18 @@
 """`oci-vllm plan`: the collection's sizing planner (plugins/plugin_utils/_vllm_plan.py) from the command line.
 
 The planner lives in the collection, so the roles (filter oci_gpu.vllm.vllm_plan) and this command run the same code.
-It is imported as `ansible_collections.oci_gpu.vllm.plugins.plugin_utils._vllm_plan` (its relative imports need the
-package layout): from `.collections/` when `make venv` linked the checkout there, else from a private temporary
-directory holding only that link. Either way it is the planner of the checkout `find_project()` found.
+Its files are loaded as a private package of this module (`oci_vllm._collection_plugin_utils`, whose path is the
+checkout's plugins/plugin_utils; their relative imports resolve inside it), NOT under `ansible_collections`: a plain
+import there would bind that namespace before Ansible's collection loader and break every later Ansible plugin load
+in the same process (measured: the inventory plugin then fails with "collection metadata was not loaded").
 """
 
 from __future__ import annotations
 
 import argparse
-import atexit
 import importlib
 import json
-import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -23,8 +20,7 @@ from typing import Any
 from .errors import BadInput, ExitCode
 from .project import Project
 
-PLANNER = "ansible_collections.oci_gpu.vllm.plugins.plugin_utils._vllm_plan"
-SHAPES = "ansible_collections.oci_gpu.vllm.plugins.plugin_utils._oci_gpu_shapes"
+_PACKAGE = "oci_vllm._collection_plugin_utils"
 
 
 def add_plan_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
@@ -44,15 +40,12 @@ def add_plan_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
 
 def load_planner(project: Project) -> tuple[ModuleType, ModuleType]:
     """The planner and shape-table modules of `project`'s checkout."""
-    linked = project.root / ".collections"
-    if (linked / "ansible_collections" / "oci_gpu" / "vllm").resolve() != project.root.resolve():
-        linked = Path(tempfile.mkdtemp(prefix="oci-vllm-plan-"))
-        atexit.register(shutil.rmtree, linked, True)
-        (linked / "ansible_collections" / "oci_gpu").mkdir(parents=True)
-        os.symlink(project.root, linked / "ansible_collections" / "oci_gpu" / "vllm")
-    if str(linked) not in sys.path:
-        sys.path.insert(0, str(linked))
-    return importlib.import_module(PLANNER), importlib.import_module(SHAPES)
+    package = sys.modules.get(_PACKAGE)
+    if package is None:
+        package = ModuleType(_PACKAGE)
+        package.__path__ = [str(project.root / "plugins" / "plugin_utils")]
+        sys.modules[_PACKAGE] = package
+    return importlib.import_module(_PACKAGE + "._vllm_plan"), importlib.import_module(_PACKAGE + "._oci_gpu_shapes")
 
 
 def _read_config(path: str | None) -> dict[str, Any] | None:

@@ -201,6 +201,8 @@ def test_a_vllm_that_exits_at_start_is_rolled_back(deployed):
     # The same container (not a new one with the old settings) serves again, under its name; nothing left aside.
     assert _serving_container()[0] == before[0]
     _still_serves()
+    # This deploy ran without a Hugging Face token: the stored one is kept (removal only by an explicit option).
+    assert (CACHE / "demo/etc/hf_token").read_text() == FAKE_TOKEN
     left = subprocess.run(
         ["docker", "ps", "-aq", "-f", f"name=^{CONTAINER}-previous$"], capture_output=True, text=True, check=True
     )

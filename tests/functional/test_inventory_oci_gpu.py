@@ -307,7 +307,7 @@ def test_ansible_inventory_cli(emu, calls, tmp_path):
         profiles.setdefault(plain(hv["oci_shape"]), set()).add(profile)
     assert profiles["VM.GPU.A10.1"] == {("mistralai/Mistral-7B-Instruct-v0.2", 1, "")}
     assert profiles["VM.GPU.A10.2"] == {("mistralai/Mistral-7B-Instruct-v0.2", 2, "")}
-    assert profiles["BM.GPU.A10.4"] == {("TheBloke/mixtral-8x7b-v0.1-AWQ", 4, "awq")}
+    assert profiles["BM.GPU.A10.4"] == {("TheBloke/Mixtral-8x7B-Instruct-v0.1-AWQ", 4, "awq_marlin")}
     assert profiles["BM.GPU4.8"] == profiles["BM.GPU.H100.8"] == {("mistralai/Mixtral-8x7B-Instruct-v0.1", 8, "")}
     assert profiles["BM.GPU.L40S.4"] == {("mistralai/Mixtral-8x7B-Instruct-v0.1", 4, "")}
 
