@@ -15,11 +15,13 @@ import json
 import os
 import re
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+
+from oci_vllm.plan import load_planner
+from oci_vllm.project import find_project
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -27,9 +29,9 @@ ROOT = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("OCI_VLLM_CACHE", "/var/tmp/oci-vllm"))
 IMAGE = os.environ.get("VLLM_CPU_IMAGE", "oci-vllm-test/vllm-cpu:0.32.0")
 KV_SPACE_GIB = 1
-sys.path.insert(0, str(ROOT / ".collections"))  # make venv: .collections/ansible_collections/oci_gpu/vllm -> checkout
-
-from ansible_collections.oci_gpu.vllm.plugins.plugin_utils._vllm_plan import predict_cpu_kv_report  # noqa: E402
+# The planner as `oci-vllm plan` loads it (a private package): importing it under `ansible_collections` here would
+# bind that namespace before Ansible's collection loader and break every later plugin load in this pytest process.
+predict_cpu_kv_report = load_planner(find_project())[0].predict_cpu_kv_report
 
 # name -> (tiny_model.py options, vllm serve options)
 MODELS = {
