@@ -15,7 +15,7 @@ out=${1:?usage: $0 OUTDIR}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 work="$out/.work"
-mkdir -p "$work/trees" "$work/stamps"
+mkdir -p "$work/stamps"
 # one build at a time per OUTDIR (parallel Molecule prepares may share one)
 exec 9>"$work/lock"
 flock 9
@@ -41,21 +41,36 @@ substitute() {
   done
 }
 
+# true when every KEY=VALUE of the template's standin.only file ($1) is among the line's pairs ("${@:2}")
+line_selected() {
+  local only=$1 condition; shift
+  [ -f "$only" ] || return 0
+  for condition in $(grep -v '^#' "$only" || true); do
+    printf '%s\n' "$@" | grep -qxF "$condition" || return 1
+  done
+}
+
+# Trees are expanded afresh on every run (cheap); a numbered directory per line keeps two lines that expand to the
+# same directory name (two versions of one package) apart.
+rm -rf "$work/trees"
+mkdir -p "$work/trees"
 trees=()
 for dir in "$src"/*/; do
   dir=${dir%/}
   name=$(basename "$dir")
   if [ -f "$dir/standin.vars" ]; then
+    n=0
     while read -r line; do
       case "$line" in '' | '#'*) continue ;; esac
       read -r -a pairs <<<"$line"
+      line_selected "$dir/standin.only" "${pairs[@]}" || continue
       name_sed=()
       for pair in "${pairs[@]}"; do name_sed+=(-e "s|@${pair%%=*}@|${pair#*=}|g"); done
       expanded_name=$(printf '%s' "$name" | sed "${name_sed[@]}")
-      tree="$work/trees/$expanded_name"
-      rm -rf "$tree"
+      n=$((n + 1))
+      tree="$work/trees/$expanded_name.$n"
       cp -a "$dir" "$tree"
-      rm -f "$tree/standin.vars"
+      rm -f "$tree"/standin.*  # standin.vars, standin.only, standin.notes: build inputs, not package content
       substitute "$tree" "${pairs[@]}"
       trees+=("$tree")
     done <"$dir/standin.vars"
@@ -79,6 +94,10 @@ for tree in "${trees[@]}"; do
   version=$(sed -n 's/^Version: *//p' "$control")
   arch=$(sed -n 's/^Architecture: *//p' "$control")
   deb="${package}_${version//:/%3a}_${arch}.deb"
+  if [ ${#wanted[@]} -gt 0 ] && printf '%s\n' "${wanted[@]}" | grep -qxF "$deb"; then
+    echo "standin-apt-repo: $deb comes from two sources (a vars line given twice?); the last was $tree" >&2
+    exit 1
+  fi
   wanted+=("$deb")
   digest=$(tree_digest "$tree")
   if [ -f "$out/$deb" ] && [ "$(cat "$work/stamps/$deb.digest" 2>/dev/null)" = "$digest" ]; then
