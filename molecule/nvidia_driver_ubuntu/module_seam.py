@@ -5,10 +5,10 @@ cannot deliver.
 The archive INDEX lists linux-modules-nvidia-<branch>-server-open-<kernel> for the newest oracle kernels, but the
 mirror answers 404 for their files (measured 2026-12-06: 7.0.0-1016/1017 and 6.8.0-1067/1068; older kernels' files
 download but pin driver versions the index no longer carries). For each wanted module package whose file does not
-download, this builds a STAND-IN .deb with the real index entry's Package, Version, Architecture and Depends (read
-from this host's `apt-cache show`) and publishes it in a local flat repository that apt falls back to when the mirror
-fails. A kernel module is the physical edge a container cannot load anyway; every other driver package still comes
-from the real archive. Where the file downloads (the real archive), nothing is stood in.
+download, this builds a STAND-IN .deb with the real index entry's Package, Architecture and Depends (read from this
+host's `apt-cache show`) at the real Version plus "+standin1", published in a local flat repository. A kernel module
+is the physical edge a container cannot load anyway; every other driver package still comes from the real archive.
+Where the file downloads (the real archive), nothing is stood in.
     module_seam.py BRANCH [BRANCH...]      prints JSON: kernel, per branch the package and whether it is stood in
 """
 
@@ -49,7 +49,9 @@ def build(fields, work):
             handle.write("%s: %s\n" % (key, fields[key]))
         handle.write("Maintainer: oci_gpu.vllm tests <tests@example.invalid>\n")
         handle.write("Description: STAND-IN for Canonical's %s (tests only)\n" % fields["Package"])
-    deb = os.path.join(REPO, "%s_%s_%s.deb" % (fields["Package"], fields["Version"].replace(":", "%3a"), fields["Architecture"]))
+    deb = os.path.join(
+        REPO, "%s_%s_%s.deb" % (fields["Package"], fields["Version"].replace(":", "%3a"), fields["Architecture"])
+    )
     sh("dpkg-deb", "--root-owner-group", "-Zgzip", "--build", tree, deb)
     return deb
 
@@ -65,21 +67,37 @@ def main(branches):
             fetched = sh("apt-get", "download", "-q", "%s=%s" % (package, fields["Version"]), check=False)
             stood_in = fetched.returncode != 0
             if stood_in:
+                # One step above the real version, so apt (and Ansible's apt module, which asks for name=candidate)
+                # takes the stand-in and never the file it cannot fetch; Depends (the driver pin) stay the real ones.
+                fields["Version"] += "+standin1"
                 build(fields, work)
             report["modules"][branch] = {"package": package, "version": fields["Version"], "stand_in": stood_in}
-    index = sh("sh", "-c", "cd %s && for d in *.deb; do [ -e \"$d\" ] || continue; dpkg-deb -f \"$d\"; "
-               "echo \"Filename: ./$d\"; echo \"Size: $(stat -c %%s \"$d\")\"; "
-               "echo \"SHA256: $(sha256sum \"$d\" | cut -d' ' -f1)\"; echo; done" % REPO).stdout
+    index = sh(
+        "sh",
+        "-c",
+        'cd %s && for d in *.deb; do [ -e "$d" ] || continue; dpkg-deb -f "$d"; '
+        'echo "Filename: ./$d"; echo "Size: $(stat -c %%s "$d")"; '
+        'echo "SHA256: $(sha256sum "$d" | cut -d\' \' -f1)"; echo; done' % REPO,
+    ).stdout
     with open(os.path.join(REPO, "Packages"), "w") as handle:
         handle.write(index)
     with open("/etc/apt/sources.list.d/nd-module-seam.list", "w") as handle:
         handle.write("# oci_gpu.vllm tests: STAND-IN precompiled module packages (molecule/nvidia_driver_ubuntu)\n")
         handle.write("deb [trusted=yes] file:%s ./\n" % REPO)
-    # Above the role's own pin (00-oci-gpu-nvidia-driver-ubuntu, read after this file): apt takes the stand-in.
+    # The role pins module packages of o=Ubuntu at 1000 (its ubuntu source pin): this local origin ("") goes above it.
     with open("/etc/apt/preferences.d/00-nd-module-seam", "w") as handle:
         handle.write('Package: linux-modules-nvidia-*\nPin: origin ""\nPin-Priority: 1001\n')
-    sh("apt-get", "update", "-q", "-o", "Dir::Etc::sourcelist=/etc/apt/sources.list.d/nd-module-seam.list",
-       "-o", "Dir::Etc::sourceparts=-", "-o", "APT::Get::List-Cleanup=0")
+    sh(
+        "apt-get",
+        "update",
+        "-q",
+        "-o",
+        "Dir::Etc::sourcelist=/etc/apt/sources.list.d/nd-module-seam.list",
+        "-o",
+        "Dir::Etc::sourceparts=-",
+        "-o",
+        "APT::Get::List-Cleanup=0",
+    )
     print(json.dumps(report))
 
 

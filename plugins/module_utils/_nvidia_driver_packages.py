@@ -295,7 +295,6 @@ def resolve(
     fm_versions = {n: v for n, v in (p.split("=", 1) for p in pinned if "=" in p) if n in names["fabricmanager"]}
     return {
         "install": pinned,
-        "names": [p.split("=", 1)[0] for p in pinned],
         "driver_version": version,
         "kernel_modules": chosen_mode,
         "kernels": list(kernels),
@@ -359,12 +358,20 @@ def classify(
         if not is_driver_package(name) or (name not in _LATEST_METAS and not package_branch(name, version)):
             continue
         flavour = _FLAVOUR_FAMILIES.match(name)
+        # NVIDIA's repository before 560: nvidia-dkms-<b> builds whichever source is installed (nvidia-kernel-open-<b>
+        # stands in for nvidia-kernel-source-<b>), so it belongs to both flavours.
+        if source == "cuda" and int(branch) < CUDA_NVIDIA_OPEN_MIN_BRANCH and name == "nvidia-dkms-%s" % branch:
+            flavour = None
         wrong = (
             name in _LATEST_METAS
             or package_branch(name, version) != branch
             or source_of(version, name) != source
             or (flavour is not None and ("-open" in name) != open_modules)
-            or (source == "ubuntu" and kernel_modules == "precompiled" and re.match(r"^nvidia-(dkms|headless)-[0-9]", name))
+            or (
+                source == "ubuntu"
+                and kernel_modules == "precompiled"
+                and re.match(r"^nvidia-(dkms|headless)-[0-9]", name)
+            )
             or (source == "ubuntu" and kernel_modules == "dkms" and name.startswith("linux-modules-nvidia-"))
         )
         (purge if wrong else own).append(name)

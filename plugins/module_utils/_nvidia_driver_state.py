@@ -239,7 +239,8 @@ def decide(state: dict, branch: str, adopt_working: bool = True, other_branch: s
         if installed:
             return result(
                 "reboot",
-                "no NVIDIA kernel module is loaded; driver %s is installed (%s)" % (installed, installed_from),
+                "no NVIDIA kernel module is loaded (%s); driver %s is installed (%s)"
+                % (smi["error"] or "nvidia-smi answers", installed, installed_from),
                 installed,
             )
         return result("install", "no NVIDIA kernel module is loaded and no branch %s driver is installed" % branch, "")

@@ -168,6 +168,8 @@ def story(tmp_path_factory):
         noble_ip = hosts["story-a10-noble"].ip
         extra = {
             "vllm_server_allowed_cidrs": ["%s/32" % gateway, "%s/32" % noble_ip],
+            # The cuda source, from the stand-in repository (the ubuntu source: molecule/nvidia_driver_ubuntu).
+            "nvidia_driver_source": "cuda",
             "nvidia_driver_cuda_repo_base_url": "http://%s:%d/cuda" % (gateway, REPO_PORT),
             "nvidia_driver_install_kernel_headers": False,  # containers run the build machine's kernel
             "nvidia_driver_reboot_policy": "never",  # containers cannot reboot

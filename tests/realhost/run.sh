@@ -48,4 +48,10 @@ play rerun-580 "$role" -e nvidia_driver_branch=580 -e nvidia_driver_expected_gpu
 play run-570-auto "$role" -e nvidia_driver_branch=570 -e nvidia_driver_expected_gpus=1 -e nvidia_driver_reboot_policy=never
 play run-570-keep "$role" -e nvidia_driver_branch=570 -e nvidia_driver_other_branch=keep -e nvidia_driver_expected_gpus=1 -e nvidia_driver_reboot_policy=never
 play ct-gpus "$repo/tests/realhost/container_toolkit_gpus.yml"
+# The package resolver, read-only, as the role would call it for each source on this host (whose apt lists may be empty).
+for source in ubuntu cuda; do
+  python3 -m ansible.cli.adhoc "${inv[@]}" localhost -m oci_gpu.vllm.nvidia_driver_packages \
+    -a "source=$source branch=580" >"$out/packages-$source.log" 2>&1
+  echo "packages-$source rc=$?" | tee -a "$out/summary.txt"
+done
 exit 0

@@ -56,7 +56,7 @@ def test_ubuntu_580_takes_the_precompiled_module_and_the_driver_version_it_is_bu
 
 
 def test_a_wanted_version_the_precompiled_modules_are_not_built_for_is_refused():
-    with pytest.raises(PackagesError, match="580.95.05 does not match .* built for driver 580.196.07"):
+    with pytest.raises(PackagesError, match=r"580\.95\.05 does not match .* built for driver 580\.196\.07"):
         ubuntu(replay("branch-580.json"), wanted_version="580.95.05")
 
 
@@ -70,7 +70,7 @@ def test_a_retired_branch_is_refused_naming_the_branch_it_became():
 
 
 def test_precompiled_only_fails_where_the_archive_has_no_module_for_the_kernel():
-    with pytest.raises(PackagesError, match="No precompiled NVIDIA 570 module for kernel"):
+    with pytest.raises(PackagesError, match=r"No precompiled NVIDIA 570 module for kernel"):
         ubuntu(replay("branch-570.json"), branch="570", mode="precompiled")
 
 
@@ -178,3 +178,12 @@ def test_versions_and_sources():
     assert source_of("7.0.0-1017.21~24.04.1+1", "linux-modules-nvidia-580-server-open-7.0.0-1017-oracle") == "ubuntu"
     assert transitional_target("nvidia-headless-no-dkms-595-server-open", "590") == "595"
     assert transitional_target("nvidia-kernel-common-580-server (>= 580.196.07)", "580") == ""
+
+
+def test_before_560_nvidias_dkms_package_serves_both_flavours():
+    installed = {
+        name: {"version": "545.23.08-0ubuntu1", "hold": False}
+        for name in ("nvidia-dkms-545", "nvidia-kernel-open-545", "nvidia-kernel-source-545", "nvidia-driver-545")
+    }
+    assert classify(installed, "cuda", "545", True, "dkms")["purge"] == ["nvidia-kernel-source-545"]
+    assert classify(installed, "cuda", "545", False, "dkms")["purge"] == ["nvidia-kernel-open-545"]

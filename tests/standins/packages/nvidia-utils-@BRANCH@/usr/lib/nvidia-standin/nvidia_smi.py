@@ -11,7 +11,14 @@ import time
 LIBRARY_VERSION = "@VERSION@"
 CUDA_VERSION = "@CUDA@"
 SEAMS = "/etc/nvidia-standin"
-MEMORY_MIB = {"A10": 23028, "A100-SXM4-40GB": 40960, "A100-SXM4-80GB": 81920, "H100 80GB HBM3": 81559, "L40S": 46068}
+MEMORY_MIB = {
+    "A10": 23028,
+    "A100-SXM4-40GB": 40960,
+    "A100-SXM4-80GB": 81920,
+    "H100 80GB HBM3": 81559,
+    "H200": 143771,  # what the real H200 host reports (tests/golden/real-nvidia-h200-host.txt)
+    "L40S": 46068,
+}
 FIELDS = {
     "index": lambda g: str(g["index"]),
     "name": lambda g: g["name"],
@@ -47,20 +54,22 @@ def gpus() -> list:
     ]
 
 
-def fail(code: int, message: str) -> None:
-    print(message + "\n(STAND-IN nvidia-smi of the oci_gpu.vllm tests)")
+def fail(code: int, message: str, stand_in_note: bool = True) -> None:
+    """Exit like nvidia-smi (messages on stdout). Without the note the output is byte for byte the real one."""
+    print(message + ("\n(STAND-IN nvidia-smi of the oci_gpu.vllm tests)" if stand_in_note else ""))
     sys.exit(code)
 
 
 def query(args: list, devices: list) -> None:
     fields = next(a.split("=", 1)[1] for a in args if a.startswith("--query-gpu="))
-    fmt = next((a.split("=", 1)[1] for a in args if a.startswith("--format=")), "")
+    # The real one prints CSV with a header when --format is left out (`nvidia-smi --query-gpu=name`, golden file).
+    fmt = next((a.split("=", 1)[1] for a in args if a.startswith("--format=")), "csv")
     if not fmt.startswith("csv"):
-        fail(2, '"--format=" switch is missing. Please try again.')
+        fail(2, f'"{fmt}" is not a valid format. Only csv is supported by this STAND-IN.')
     names = [f.strip() for f in fields.split(",") if f.strip()]
     unknown = [n for n in names if n not in FIELDS]
     if unknown:
-        fail(2, f'Field "{unknown[0]}" is not a valid field to query.')
+        fail(2, f'Field "{unknown[0]}" is not a valid field to query.\n', stand_in_note=False)
     if "noheader" not in fmt:
         print(", ".join(n + (" [MiB]" if n == "memory.total" and "nounits" not in fmt else "") for n in names))
     for gpu in devices:
@@ -71,22 +80,34 @@ def query(args: list, devices: list) -> None:
 
 
 def table(devices: list) -> None:
-    print(time.strftime("%a %b %d %H:%M:%S %Y") + "       (STAND-IN nvidia-smi, no real GPU)")
-    rule = "+-----------------------------------------------------------------------------------------+"
-    print(rule)
-    head = f"NVIDIA-SMI {LIBRARY_VERSION:<22}Driver Version: {LIBRARY_VERSION:<14}CUDA Version: {CUDA_VERSION}"
+    """The table in the layout of the real 580 driver (tests/golden/real-nvidia-h200-host.txt), marked STAND-IN."""
+    print(time.strftime("%a %b %e %H:%M:%S %Y") + "       (STAND-IN nvidia-smi, no real GPU)")
+    wide = "+" + "-" * 89 + "+"
+    cells = "+" + "-" * 41 + "+" + "-" * 24 + "+" + "-" * 22 + "+"
+    print(wide)
+    head = f"NVIDIA-SMI {LIBRARY_VERSION:<23}Driver Version: {LIBRARY_VERSION:<15}CUDA Version: {CUDA_VERSION}"
     print(f"| {head:<87} |")
-    print("|-----------------------------------------+------------------------+----------------------+")
+    print(cells)
     print("| GPU  Name                 Persistence-M | Bus-Id          Disp.A | Volatile Uncorr. ECC |")
     print("| Fan  Temp   Perf          Pwr:Usage/Cap |           Memory-Usage | GPU-Util  Compute M. |")
-    print("|=========================================+========================+======================|")
+    print("|                                         |                        |               MIG M. |")
+    print("|" + "=" * 41 + "+" + "=" * 24 + "+" + "=" * 22 + "|")
     for g in devices:
-        print(f"| {g['index']:>3}  {g['name'][:27]:<27}   On  |   {g['bus']} Off |                    0 |")
-        mem = f"0MiB / {g['memory']}MiB"
-        print(f"| N/A   31C    P0             60W /  300W | {mem:>22} |      0%      Default |")
-        print("+-----------------------------------------+------------------------+----------------------+")
+        name = g["name"] if len(g["name"]) <= 29 else g["name"][:26] + "..."
+        print(f"| {g['index']:>3}  {name:<29}  On  |   {g['bus']} Off | {'0':>20} |")
+        power = "60W /  300W"
+        memory = f"0MiB / {g['memory']}MiB"
+        print(f"| N/A   31C    P0 {power:>23} | {memory:>22} | {'0%':>7}      Default |")
+        print(f"| {'':<39} | {'':<22} | {'Disabled':>20} |")
+        print(cells)
     print()
-    print("No running processes found (STAND-IN)")
+    print(wide)
+    print(f"| {'Processes:':<87} |")
+    print(f"| {' GPU   GI   CI              PID   Type   Process name                        GPU Memory':<87} |")
+    print(f"| {'       ID   ID                                                               Usage':<87} |")
+    print("|" + "=" * 89 + "|")
+    print(f"| {' No running processes found (STAND-IN)':<87} |")
+    print(wide)
 
 
 def main(args: list) -> None:
@@ -97,7 +118,7 @@ def main(args: list) -> None:
     if not loaded:
         # What the REAL nvidia-smi (nvidia-utils-580-server) prints in a container with the packages installed and no
         # module loaded: measured 2026-12-02, ../shared/notes/environment.md. Same for the table, -L and --query-gpu.
-        fail(255, "Failed to initialize NVML: Unknown Error")
+        fail(255, "Failed to initialize NVML: Unknown Error", stand_in_note=False)
     if loaded != LIBRARY_VERSION:
         fail(18, f"Failed to initialize NVML: Driver/library version mismatch\nNVML library version: {LIBRARY_VERSION}")
     devices = gpus()
