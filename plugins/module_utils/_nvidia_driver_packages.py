@@ -172,11 +172,13 @@ def _newest(policy: Dict[str, Dict[str, object]], name: str, source: str) -> str
 
 
 def _offered_branches(run: Runner, source: str) -> List[str]:
-    """Driver branches the configured sources offer (for the error message)."""
+    """Driver branches the source offers (for the error message): names from apt, versions of that source only."""
     pattern = "^nvidia-headless-no-dkms-[0-9]{3}-server$" if source == "ubuntu" else "^nvidia-driver-[0-9]{3}(-open)?$"
     rc, out, _err = run(["apt-cache", "pkgnames", "nvidia-"])
-    names = [n for n in out.split() if re.match(pattern, n)] if rc == 0 else []
-    return sorted({_BRANCH_IN_NAME.search(n).group(1) for n in names})  # type: ignore[union-attr]
+    names = sorted(n for n in out.split() if re.match(pattern, n)) if rc == 0 else []
+    policy = _policy(run, names)
+    offered = [n for n in names if _versions(policy, n, source)]
+    return sorted({_BRANCH_IN_NAME.search(n).group(1) for n in offered})  # type: ignore[union-attr]
 
 
 def resolve(

@@ -106,12 +106,38 @@ libnvidia-nscq:
 """
 
 
+# Ubuntu's archive also carries nvidia-driver-550 (Canonical's build): not a branch the cuda source offers.
+OFFERED = ["nvidia-driver-535", "nvidia-driver-550", "nvidia-driver-580-open"]
+OFFERED_POLICY = """\
+nvidia-driver-535:
+  Installed: (none)
+  Candidate: 535.183.01-0ubuntu1
+  Version table:
+     535.183.01-0ubuntu1 1000
+        1000 http://127.0.0.1:8765/ubuntu2404/x86_64  Packages
+nvidia-driver-550:
+  Installed: (none)
+  Candidate: 550.163.01-0ubuntu0.24.04.1
+  Version table:
+     550.163.01-0ubuntu0.24.04.1 500
+        500 http://archive.ubuntu.com/ubuntu noble-updates/restricted amd64 Packages
+nvidia-driver-580-open:
+  Installed: (none)
+  Candidate: 580.95.05-0ubuntu1
+  Version table:
+     580.95.05-0ubuntu1 1000
+        1000 http://127.0.0.1:8765/ubuntu2404/x86_64  Packages
+"""
+
+
 def cuda_runner(policy: str):
     def run(argv):
+        if argv[:2] == ["apt-cache", "policy"] and argv[2:] == OFFERED:
+            return 0, OFFERED_POLICY, ""
         if argv[:2] == ["apt-cache", "policy"]:
             return 0, policy, ""
         if argv[:2] == ["apt-cache", "pkgnames"]:
-            return 0, "nvidia-driver-535\nnvidia-driver-580-open\nnvidia-fabricmanager\n", ""
+            return 0, "nvidia-driver-535\nnvidia-driver-550\nnvidia-driver-580-open\nnvidia-fabricmanager\n", ""
         raise AssertionError("unexpected command %s" % argv)
 
     return run
