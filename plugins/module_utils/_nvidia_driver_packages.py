@@ -74,14 +74,25 @@ def _natural(text: str) -> Tuple:
     return tuple(int(p) if p.isdigit() else p for p in re.split(r"([0-9]+)", text))
 
 
+# A version table line of a distribution archive ("500 http://archive.ubuntu.com/ubuntu noble-updates/restricted amd64
+# Packages"); NVIDIA's flat repository has no suite/component ("1000 https://developer.../x86_64  Packages").
+_ARCHIVE_ORIGIN = re.compile(r"^ +-?[0-9]+ \S+ \S+/(main|restricted|universe|multiverse) ")
+_ANY_ORIGIN = re.compile(r"^ +-?[0-9]+ \S+://")
+
+
 def parse_policy(stdout: str) -> Dict[str, Dict[str, object]]:
-    """`apt-cache policy NAME...` -> {name: {installed, candidate, versions (newest first)}}; no entry: unknown."""
+    """`apt-cache policy NAME...` -> {name: {installed, candidate, versions (newest first), sources {version: set}}}.
+
+    sources: "ubuntu" for a version served by a distribution archive, "cuda" for one served by a flat repository;
+    none for a version only in /var/lib/dpkg/status. No entry: apt does not know the name.
+    """
     result: Dict[str, Dict[str, object]] = {}
     current: Optional[Dict[str, object]] = None
+    version = ""
     for line in (stdout or "").splitlines():
         header = re.match(r"^(\S+):$", line)
         if header:
-            current = {"installed": "", "candidate": "", "versions": []}
+            current = {"installed": "", "candidate": "", "versions": [], "sources": {}}
             result[header.group(1)] = current
             continue
         if current is None:
@@ -93,9 +104,12 @@ def parse_policy(stdout: str) -> Dict[str, Dict[str, object]]:
             continue
         row = re.match(r"^ (?:\*\*\*| {3}) (\S+) (-?[0-9]+)$", line)
         if row:
-            versions = current["versions"]
-            assert isinstance(versions, list)
-            versions.append(row.group(1))
+            version = row.group(1)
+            current["versions"].append(version)  # type: ignore[union-attr]
+            current["sources"].setdefault(version, set())  # type: ignore[union-attr]
+        elif version and _ANY_ORIGIN.match(line):
+            kind = "ubuntu" if _ARCHIVE_ORIGIN.match(line) else "cuda"
+            current["sources"][version].add(kind)  # type: ignore[index]
     return result
 
 
@@ -149,13 +163,17 @@ def wanted_names(
     return {"driver": driver, "modules": modules, "fabricmanager": fm if fabricmanager else [], "toolkit": tk}
 
 
-def _of_source(versions: Sequence[str], source: str, name: str = "") -> List[str]:
-    return [v for v in versions if source_of(v, name) == source]
-
-
 def _versions(policy: Dict[str, Dict[str, object]], name: str, source: str) -> List[str]:
-    """Versions of a package from the source, newest first."""
-    return _of_source(list(policy.get(name, {}).get("versions", [])), source, name)  # type: ignore[call-overload]
+    """Versions of a package the source serves, newest first: by where apt finds them (an archive or a flat
+    repository), else by the revision (a version known only from dpkg's status)."""
+    info = policy.get(name, {})
+    origins: Dict[str, set] = info.get("sources", {})  # type: ignore[assignment]
+    found = []
+    for version in info.get("versions", []):  # type: ignore[attr-defined]
+        served = origins.get(version) or {source_of(version, name)}
+        if source in served:
+            found.append(version)
+    return found
 
 
 def _at_upstream(policy: Dict[str, Dict[str, object]], name: str, source: str, version: str) -> str:
@@ -191,8 +209,12 @@ def resolve(
     mode: str,
     kernels: Sequence[str],
     wanted_version: str = "",
+    kernel_headers: bool = False,
 ) -> dict:
-    """Resolve the wanted packages to exact versions from apt's answers; PackagesError names what is missing."""
+    """Resolve the wanted packages to exact versions from apt's answers; PackagesError names what is missing.
+
+    kernel_headers (cuda source): also the headers of `kernels`, which NVIDIA's DKMS packages build against.
+    """
     if source not in SOURCES:
         raise PackagesError("source '%s' is not known; allowed: %s" % (source, ", ".join(SOURCES)))
     if mode not in KERNEL_MODULES:
@@ -222,6 +244,8 @@ def resolve(
             chosen_mode = "precompiled"
     if chosen_mode == "dkms":
         names = wanted_names(source, branch, open_modules, fabricmanager, toolkit, "dkms", kernels)
+        if source == "cuda" and kernel_headers:
+            names["toolkit"] += ["linux-headers-%s" % k for k in kernels]
         policy = _policy(run, names["driver"] + names["modules"] + names["fabricmanager"] + names["toolkit"])
 
     pinned: List[str] = []
@@ -272,8 +296,8 @@ def resolve(
             pinned.append("%s=%s" % (name, found))
         else:
             missing.append(name)
-    for name in names["toolkit"]:
-        newest = _newest(policy, name, source)
+    for name in names["toolkit"]:  # the toolkit, and kernel headers (the Ubuntu archive's): their newest build
+        newest = _newest(policy, name, "ubuntu" if _KERNEL_PACKAGE.match(name) else source)
         if newest:
             pinned.append("%s=%s" % (name, newest))
         else:

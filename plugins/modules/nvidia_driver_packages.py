@@ -52,6 +52,10 @@ options:
     description: An exact driver version of the branch (e.g. C(580.95.05)); empty for the newest that fits.
     type: str
     default: ""
+  kernel_headers:
+    description: C(cuda) source only; also the headers of the kernels that run and boot next (NVIDIA's DKMS builds).
+    type: bool
+    default: false
   resolve:
     description: false only classifies the installed packages (e.g. to hold them after installing).
     type: bool
@@ -141,6 +145,7 @@ def main():
             cuda_toolkit=dict(type="str", default=""),
             kernel_modules=dict(type="str", choices=list(KERNEL_MODULES), default="auto"),
             wanted_version=dict(type="str", default=""),
+            kernel_headers=dict(type="bool", default=False),
             resolve=dict(type="bool", default=True),
         ),
         supports_check_mode=True,
@@ -167,6 +172,7 @@ def main():
                 mode,
                 kernels,
                 params["wanted_version"],
+                params["kernel_headers"],
             )
         except PackagesError as exc:
             module.fail_json(msg=exc.msg, **result)

@@ -106,9 +106,16 @@ libnvidia-nscq:
 """
 
 
-# Ubuntu's archive also carries nvidia-driver-550 (Canonical's build): not a branch the cuda source offers.
-OFFERED = ["nvidia-driver-535", "nvidia-driver-550", "nvidia-driver-580-open"]
+# Ubuntu's archive also carries nvidia-driver-550 (Canonical's build) and, in jammy's release pocket, old builds whose
+# revision looks like NVIDIA's (nvidia-driver-460 460.91.03-0ubuntu1): where apt finds a version decides its source.
+OFFERED = ["nvidia-driver-460", "nvidia-driver-535", "nvidia-driver-550", "nvidia-driver-580-open"]
 OFFERED_POLICY = """\
+nvidia-driver-460:
+  Installed: (none)
+  Candidate: 460.91.03-0ubuntu1
+  Version table:
+     460.91.03-0ubuntu1 500
+        500 http://archive.ubuntu.com/ubuntu jammy/restricted amd64 Packages
 nvidia-driver-535:
   Installed: (none)
   Candidate: 535.183.01-0ubuntu1
@@ -137,7 +144,11 @@ def cuda_runner(policy: str):
         if argv[:2] == ["apt-cache", "policy"]:
             return 0, policy, ""
         if argv[:2] == ["apt-cache", "pkgnames"]:
-            return 0, "nvidia-driver-535\nnvidia-driver-550\nnvidia-driver-580-open\nnvidia-fabricmanager\n", ""
+            return (
+                0,
+                "nvidia-driver-460\nnvidia-driver-535\nnvidia-driver-550\nnvidia-driver-580-open\nnvidia-fabricmanager\n",
+                "",
+            )
         raise AssertionError("unexpected command %s" % argv)
 
     return run
@@ -213,3 +224,17 @@ def test_before_560_nvidias_dkms_package_serves_both_flavours():
     }
     assert classify(installed, "cuda", "545", True, "dkms")["purge"] == ["nvidia-kernel-source-545"]
     assert classify(installed, "cuda", "545", False, "dkms")["purge"] == ["nvidia-kernel-open-545"]
+
+
+def test_cuda_takes_the_headers_of_the_kernels_from_the_ubuntu_archive():
+    headers = """\
+linux-headers-6.8.0-1049-oracle:
+  Installed: (none)
+  Candidate: 6.8.0-1049.50
+  Version table:
+     6.8.0-1049.50 500
+        500 http://archive.ubuntu.com/ubuntu noble-updates/main amd64 Packages
+"""
+    result = resolve(cuda_runner(CUDA_POLICY + headers), "cuda", "580", True, False, "", "auto",
+                     ["6.8.0-1049-oracle"], kernel_headers=True)  # fmt: skip
+    assert result["install"] == ["nvidia-open-580=580.95.05-0ubuntu1", "linux-headers-6.8.0-1049-oracle=6.8.0-1049.50"]
