@@ -215,6 +215,8 @@ def resolve(
 
     kernel_headers (cuda source): also the headers of `kernels`, which NVIDIA's DKMS packages build against.
     """
+    if not re.match(r"^[0-9]{3}$", branch or ""):
+        raise PackagesError("branch '%s' is not an NVIDIA driver branch: three digits, e.g. 580" % branch)
     if source not in SOURCES:
         raise PackagesError("source '%s' is not known; allowed: %s" % (source, ", ".join(SOURCES)))
     if mode not in KERNEL_MODULES:
@@ -258,9 +260,8 @@ def resolve(
             candidate = _newest(policy, name, "ubuntu")
             rc, out, _err = run(["apt-cache", "show", "%s=%s" % (name, candidate)])
             per_kernel[name] = kernel_common_version(parse_show_depends(out) if rc == 0 else "", branch)
-            # By name: a kernel ABI's module package is apt's candidate for that ABI (one build per kernel upload);
-            # its Depends, read above, fix the driver version that is installed exactly.
-            pinned.append(name)
+            # Its Depends, read above, fix the driver version that is installed exactly.
+            pinned.append("%s=%s" % (name, candidate))
         versions = sorted(set(per_kernel.values()))
         if len(versions) != 1 or not versions[0]:
             raise PackagesError(
@@ -296,6 +297,8 @@ def resolve(
             pinned.append("%s=%s" % (name, found))
         else:
             missing.append(name)
+    if version and not missing:
+        pinned += _branch_dependencies(run, pinned, branch, source, version)
     for name in names["toolkit"]:  # the toolkit, and kernel headers (the Ubuntu archive's): their newest build
         newest = _newest(policy, name, "ubuntu" if _KERNEL_PACKAGE.match(name) else source)
         if newest:
@@ -329,10 +332,29 @@ def resolve(
     }
 
 
+def _branch_dependencies(run: Runner, specs: Sequence[str], branch: str, source: str, version: str) -> List[str]:
+    """The branch's packages that the wanted ones pull in (libnvidia-compute-<b>..., nvidia-kernel-common-<b>...), at
+    the driver version too: apt would take each at its newest, which breaks exact Depends when the wanted version is
+    not the newest (an older point release, or the one a kernel's precompiled modules are built for)."""
+    wanted = {spec.split("=", 1)[0] for spec in specs}
+    rc, out, _err = run(["apt-cache", "depends", "--recurse", "--no-recommends", "--no-suggests", "--no-conflicts",
+                         "--no-breaks", "--no-replaces", "--no-enhances", *specs])  # fmt: skip
+    found = set(re.findall(r"^ *(?:\|?(?:Pre)?Depends: )?([a-z0-9][a-z0-9.+-]+)$", out, re.M)) if rc == 0 else set()
+    names = sorted(n for n in found - wanted if is_driver_package(n) and package_branch(n, "") == branch)
+    policy = _policy(run, names)
+    pinned = []
+    for name in names:
+        at_version = _at_upstream(policy, name, source, version)
+        if at_version and at_version != policy.get(name, {}).get("candidate"):
+            pinned.append("%s=%s" % (name, at_version))
+    return pinned
+
+
 def transitional_target(depends: str, branch: str) -> str:
     """The branch a package of `branch` merely points to (Canonical retires a branch by making its packages depend on
     another branch's, e.g. nvidia-headless-no-dkms-570-server-open -> ...-580-server-open); "" for a real build."""
-    others = sorted({b for b in re.findall(r"-([0-9]{3})-server", depends or "") if b != branch})
+    firsts = [part.split("|")[0].strip().split(" ")[0] for part in (depends or "").split(",")]
+    others = sorted({m.group(1) for m in map(re.compile(r"-([0-9]{3})-server").search, firsts) if m} - {branch})
     return others[-1] if others else ""
 
 
@@ -366,9 +388,13 @@ def is_driver_package(name: str) -> bool:
 
 
 def package_branch(name: str, version: str) -> str:
+    """The driver branch a package belongs to; "" for branch-less ones (linux-signatures-nvidia-<kernel> included)."""
     if name in _UNVERSIONED_BY_VERSION:
         return upstream(version).split(".")[0]
-    match = _BRANCH_IN_NAME.search(name.replace("linux-modules-nvidia-", "x-").replace("linux-objects-nvidia-", "x-"))
+    kernel_package = re.match(r"^linux-(?:modules|objects|signatures)-nvidia-(?:([0-9]{3})-)?", name)
+    if kernel_package:
+        return kernel_package.group(1) or ""
+    match = _BRANCH_IN_NAME.search(name)
     return match.group(1) if match else ""
 
 

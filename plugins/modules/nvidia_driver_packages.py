@@ -110,6 +110,11 @@ to_hold:
   returned: always
   type: list
   elements: str
+held:
+  description: Installed driver packages (own or to purge) that are held.
+  returned: always
+  type: list
+  elements: str
 purge:
   description: Installed driver packages of other branches, sources or flavours, and NVIDIA's unversioned metas.
   returned: always
@@ -179,7 +184,8 @@ def main():
         result.update(resolved)
         mode = resolved["kernel_modules"]
     classes = classify(installed, params["source"], params["branch"], params["open_kernel_modules"], mode)
-    result.update(classes, to_hold=[n for n in classes["own"] if not installed[n]["hold"]])
+    held = sorted(n for n in classes["own"] + classes["purge"] if installed[n]["hold"])
+    result.update(classes, held=held, to_hold=[n for n in classes["own"] if not installed[n]["hold"]])
     module.exit_json(**result)
 
 

@@ -46,7 +46,7 @@ def test_ubuntu_580_takes_the_precompiled_module_and_the_driver_version_it_is_bu
     assert result["kernel_modules"] == "precompiled"
     assert result["driver_version"] == "580.196.07"
     assert result["install"] == [
-        "linux-modules-nvidia-580-server-open-7.0.0-1017-oracle",
+        "linux-modules-nvidia-580-server-open-7.0.0-1017-oracle=7.0.0-1017.21~24.04.1+1",
         "nvidia-headless-no-dkms-580-server-open=580.196.07-0ubuntu0.24.04.1",
         "nvidia-utils-580-server=580.196.07-0ubuntu0.24.04.1",
         "nvidia-fabricmanager-580=580.196.07-0ubuntu0.24.04.1",
@@ -137,12 +137,16 @@ nvidia-driver-580-open:
 """
 
 
-def cuda_runner(policy: str):
+def cuda_runner(policy: str, depends: str = ""):
+    """apt's answers for the cuda source; depends: what `apt-cache depends --recurse` prints."""
+
     def run(argv):
         if argv[:2] == ["apt-cache", "policy"] and argv[2:] == OFFERED:
             return 0, OFFERED_POLICY, ""
         if argv[:2] == ["apt-cache", "policy"]:
             return 0, policy, ""
+        if argv[:2] == ["apt-cache", "depends"]:
+            return 0, depends, ""
         if argv[:2] == ["apt-cache", "pkgnames"]:
             return (
                 0,
@@ -238,3 +242,44 @@ linux-headers-6.8.0-1049-oracle:
     result = resolve(cuda_runner(CUDA_POLICY + headers), "cuda", "580", True, False, "", "auto",
                      ["6.8.0-1049-oracle"], kernel_headers=True)  # fmt: skip
     assert result["install"] == ["nvidia-open-580=580.95.05-0ubuntu1", "linux-headers-6.8.0-1049-oracle=6.8.0-1049.50"]
+
+
+def test_an_older_point_release_pins_the_branch_packages_it_pulls_in():
+    two = """\
+{name}:
+  Installed: (none)
+  Candidate: 580.105.08-0ubuntu1
+  Version table:
+     580.105.08-0ubuntu1 1000
+        1000 http://127.0.0.1:8765/ubuntu2404/x86_64  Packages
+     580.95.05-0ubuntu1 1000
+        1000 http://127.0.0.1:8765/ubuntu2404/x86_64  Packages
+"""
+    policy = "".join(two.format(name=n) for n in ("nvidia-open-580", "libnvidia-compute-580", "nvidia-driver-580-open"))
+    # The shape of `apt-cache depends --recurse` (a virtual package in angle brackets, its provider indented).
+    depends = (
+        "nvidia-open-580\n  Depends: nvidia-driver-580-open\nnvidia-driver-580-open\n  Depends: libnvidia-compute-580\n"
+        "  Depends: <nvidia-kernel-common-580-580.95.05>\n    libnvidia-compute-580\n  Depends: libc6\n"
+        "libnvidia-compute-580\nlibc6\n"
+    )
+    result = resolve(
+        cuda_runner(policy, depends), "cuda", "580", True, False, "", "auto", [], wanted_version="580.95.05"
+    )
+    assert result["install"] == [
+        "nvidia-open-580=580.95.05-0ubuntu1",
+        "libnvidia-compute-580=580.95.05-0ubuntu1",
+        "nvidia-driver-580-open=580.95.05-0ubuntu1",
+    ]
+
+
+def test_kernel_packages_and_signatures_have_their_own_branch_rule():
+    assert classify(
+        {
+            "linux-signatures-nvidia-5.15.0-125-generic": {"version": "5.15.0-125.135", "hold": False},
+            "linux-modules-nvidia-580-server-open-5.15.0-125-generic": {"version": "5.15.0-125.135", "hold": False},
+        },
+        "ubuntu",
+        "580",
+        True,
+        "precompiled",
+    ) == {"own": ["linux-modules-nvidia-580-server-open-5.15.0-125-generic"], "purge": []}
