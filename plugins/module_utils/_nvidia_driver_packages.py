@@ -335,7 +335,8 @@ def resolve(
 def _branch_dependencies(run: Runner, specs: Sequence[str], branch: str, source: str, version: str) -> List[str]:
     """The branch's packages that the wanted ones pull in (libnvidia-compute-<b>..., nvidia-kernel-common-<b>...), at
     the driver version too: apt would take each at its newest, which breaks exact Depends when the wanted version is
-    not the newest (an older point release, or the one a kernel's precompiled modules are built for)."""
+    not the newest (an older point release, or the one a kernel's precompiled modules are built for), and leaves a
+    held one where it is when the wanted version is a newer point release."""
     wanted = {spec.split("=", 1)[0] for spec in specs}
     rc, out, _err = run(["apt-cache", "depends", "--recurse", "--no-recommends", "--no-suggests", "--no-conflicts",
                          "--no-breaks", "--no-replaces", "--no-enhances", *specs])  # fmt: skip
@@ -345,7 +346,7 @@ def _branch_dependencies(run: Runner, specs: Sequence[str], branch: str, source:
     pinned = []
     for name in names:
         at_version = _at_upstream(policy, name, source, version)
-        if at_version and at_version != policy.get(name, {}).get("candidate"):
+        if at_version:  # also at the candidate: a held dependency moves only when named (measured)
             pinned.append("%s=%s" % (name, at_version))
     return pinned
 

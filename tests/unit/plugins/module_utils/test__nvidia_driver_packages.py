@@ -51,6 +51,13 @@ def test_ubuntu_580_takes_the_precompiled_module_and_the_driver_version_it_is_bu
         "nvidia-utils-580-server=580.196.07-0ubuntu0.24.04.1",
         "nvidia-fabricmanager-580=580.196.07-0ubuntu0.24.04.1",
         "libnvidia-nscq-580=580.196.07-0ubuntu0.24.04.1",
+        # the branch's own dependencies, at the same version (apt would take each at its newest, or leave it held)
+        "libnvidia-cfg1-580-server=580.196.07-0ubuntu0.24.04.1",
+        "libnvidia-compute-580-server=580.196.07-0ubuntu0.24.04.1",
+        "nvidia-compute-utils-580-server=580.196.07-0ubuntu0.24.04.1",
+        "nvidia-firmware-580-server-580.196.07=580.196.07-0ubuntu0.24.04.1",
+        "nvidia-kernel-common-580-server=580.196.07-0ubuntu0.24.04.1",
+        "nvidia-kernel-source-580-server-open=580.196.07-0ubuntu0.24.04.1",
     ]
     assert result["fabricmanager_version"] == result["driver_version"]
 
