@@ -103,13 +103,14 @@ def parse_policy(stdout: str) -> Dict[str, Dict[str, object]]:
             current[field.group(1).lower()] = value
             continue
         row = re.match(r"^ (?:\*\*\*| {3}) (\S+) (-?[0-9]+)$", line)
+        versions: List[str] = current["versions"]  # type: ignore[assignment]
+        sources: Dict[str, set] = current["sources"]  # type: ignore[assignment]
         if row:
             version = row.group(1)
-            current["versions"].append(version)  # type: ignore[union-attr]
-            current["sources"].setdefault(version, set())  # type: ignore[union-attr]
+            versions.append(version)
+            sources.setdefault(version, set())
         elif version and _ANY_ORIGIN.match(line):
-            kind = "ubuntu" if _ARCHIVE_ORIGIN.match(line) else "cuda"
-            current["sources"][version].add(kind)  # type: ignore[index]
+            sources[version].add("ubuntu" if _ARCHIVE_ORIGIN.match(line) else "cuda")
     return result
 
 
@@ -298,7 +299,7 @@ def resolve(
         else:
             missing.append(name)
     if version and not missing:
-        pinned += _branch_dependencies(run, pinned, branch, source, version)
+        pinned += _branch_dependencies(run, pinned, branch, source, version, open_modules)
     for name in names["toolkit"]:  # the toolkit, and kernel headers (the Ubuntu archive's): their newest build
         newest = _newest(policy, name, "ubuntu" if _KERNEL_PACKAGE.match(name) else source)
         if newest:
@@ -332,7 +333,9 @@ def resolve(
     }
 
 
-def _branch_dependencies(run: Runner, specs: Sequence[str], branch: str, source: str, version: str) -> List[str]:
+def _branch_dependencies(
+    run: Runner, specs: Sequence[str], branch: str, source: str, version: str, open_modules: bool
+) -> List[str]:
     """The branch's packages that the wanted ones pull in (libnvidia-compute-<b>..., nvidia-kernel-common-<b>...), at
     the driver version too: apt would take each at its newest, which breaks exact Depends when the wanted version is
     not the newest (an older point release, or the one a kernel's precompiled modules are built for), and leaves a
@@ -341,7 +344,14 @@ def _branch_dependencies(run: Runner, specs: Sequence[str], branch: str, source:
     rc, out, _err = run(["apt-cache", "depends", "--recurse", "--no-recommends", "--no-suggests", "--no-conflicts",
                          "--no-breaks", "--no-replaces", "--no-enhances", *specs])  # fmt: skip
     found = set(re.findall(r"^ *(?:\|?(?:Pre)?Depends: )?([a-z0-9][a-z0-9.+-]+)$", out, re.M)) if rc == 0 else set()
-    names = sorted(n for n in found - wanted if is_driver_package(n) and package_branch(n, "") == branch)
+    # A dependency satisfied by either flavour lists both providers: only this flavour's are named.
+    names = sorted(
+        n
+        for n in found - wanted
+        if is_driver_package(n)
+        and package_branch(n, "") == branch
+        and not other_flavour(n, source, branch, open_modules)
+    )
     policy = _policy(run, names)
     pinned = []
     for name in names:
@@ -399,6 +409,15 @@ def package_branch(name: str, version: str) -> str:
     return match.group(1) if match else ""
 
 
+def other_flavour(name: str, source: str, branch: str, open_modules: bool) -> bool:
+    """A package of the other kernel module flavour (open when "-open" is in its name)."""
+    # NVIDIA's repository before 560: nvidia-dkms-<b> builds whichever source is installed (nvidia-kernel-open-<b>
+    # stands in for nvidia-kernel-source-<b>), so it belongs to both flavours.
+    if source == "cuda" and int(branch) < CUDA_NVIDIA_OPEN_MIN_BRANCH and name == "nvidia-dkms-%s" % branch:
+        return False
+    return bool(_FLAVOUR_FAMILIES.match(name)) and ("-open" in name) != open_modules
+
+
 def classify(
     installed: Dict[str, Dict[str, object]], source: str, branch: str, open_modules: bool, kernel_modules: str
 ) -> Dict[str, List[str]]:
@@ -410,16 +429,11 @@ def classify(
         # Branch-less helpers (nvidia-modprobe, nvidia-settings, ...) stay: driver packages of any branch use them.
         if not is_driver_package(name) or (name not in _LATEST_METAS and not package_branch(name, version)):
             continue
-        flavour = _FLAVOUR_FAMILIES.match(name)
-        # NVIDIA's repository before 560: nvidia-dkms-<b> builds whichever source is installed (nvidia-kernel-open-<b>
-        # stands in for nvidia-kernel-source-<b>), so it belongs to both flavours.
-        if source == "cuda" and int(branch) < CUDA_NVIDIA_OPEN_MIN_BRANCH and name == "nvidia-dkms-%s" % branch:
-            flavour = None
         wrong = (
             name in _LATEST_METAS
             or package_branch(name, version) != branch
             or source_of(version, name) != source
-            or (flavour is not None and ("-open" in name) != open_modules)
+            or other_flavour(name, source, branch, open_modules)
             or (
                 source == "ubuntu"
                 and kernel_modules == "precompiled"

@@ -262,11 +262,14 @@ def test_an_older_point_release_pins_the_branch_packages_it_pulls_in():
      580.95.05-0ubuntu1 1000
         1000 http://127.0.0.1:8765/ubuntu2404/x86_64  Packages
 """
-    policy = "".join(two.format(name=n) for n in ("nvidia-open-580", "libnvidia-compute-580", "nvidia-driver-580-open"))
+    names = ("nvidia-open-580", "libnvidia-compute-580", "nvidia-driver-580-open", "nvidia-kernel-source-580")
+    policy = "".join(two.format(name=n) for n in names)
     # The shape of `apt-cache depends --recurse` (a virtual package in angle brackets, its provider indented).
     depends = (
         "nvidia-open-580\n  Depends: nvidia-driver-580-open\nnvidia-driver-580-open\n  Depends: libnvidia-compute-580\n"
         "  Depends: <nvidia-kernel-common-580-580.95.05>\n    libnvidia-compute-580\n  Depends: libc6\n"
+        # either flavour's source satisfies a dependency: the proprietary one must not be named for open modules
+        "  Depends: <nvidia-kernel-source-580-any>\n    nvidia-kernel-source-580\n"
         "libnvidia-compute-580\nlibc6\n"
     )
     result = resolve(
