@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 """Test fixture (runs on a test host as root): which of Canonical's NVIDIA server branches the archive mirror here can
 really deliver today, and stand-ins for the one kind of file it cannot.
 
@@ -14,7 +13,7 @@ For the chosen branches' precompiled module package of the kernel that boots nex
 builds a STAND-IN .deb with the real index entry's Package, Architecture and Depends (the driver-version pin) at the
 real Version plus "+standin1", in a local flat repository pinned above the archive. A kernel module is the physical
 edge a container cannot load anyway; every other driver package comes from the real archive.
-    archive_picks.py FABRICMANAGER(0|1)     writes and prints /var/lib/nd-test/picks.json
+    python3 archive_picks.py FABRICMANAGER(0|1)     writes and prints /var/lib/nd-test/picks.json
 """
 
 import json
