@@ -23,6 +23,13 @@ from __future__ import annotations
 import re
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+from ansible_collections.oci_gpu.vllm.plugins.module_utils._nvidia_driver_state import (
+    _PACKAGE_BRANCH as _BRANCH_IN_NAME,
+)
+from ansible_collections.oci_gpu.vllm.plugins.module_utils._nvidia_driver_state import (
+    upstream_version as upstream,
+)
+
 Runner = Callable[[List[str]], Tuple[int, str, str]]
 
 SOURCES = ("ubuntu", "cuda")
@@ -34,7 +41,6 @@ CUDA_UNVERSIONED_FM_MIN_BRANCH = 580
 # Canonical's rebuilds carry the Ubuntu release in the revision (580.196.07-0ubuntu0.24.04.1); NVIDIA's do not
 # (580.95.05-0ubuntu1, 580.95.05-1).
 _CANONICAL_REVISION = re.compile(r"ubuntu[0-9]+\.[0-9]{2}\.[0-9]{2}")
-_BRANCH_IN_NAME = re.compile(r"-([0-9]{3})(?:-|$)")
 # Package families whose name says which kernel module flavour they carry (open when "-open" is in the name).
 _FLAVOUR_FAMILIES = re.compile(
     r"^(nvidia-dkms|nvidia-kernel-source|nvidia-kernel-open|nvidia-headless(-no-dkms)?|nvidia-open"
@@ -54,12 +60,6 @@ class PackagesError(Exception):
     def __init__(self, msg: str):
         super().__init__(msg)
         self.msg = msg
-
-
-def upstream(version: str) -> str:
-    """580.196.07 from 580.196.07-0ubuntu0.24.04.1 (or 1:580.196.07-1); "" when it is no driver version."""
-    match = re.match(r"^(?:[0-9]+:)?([0-9]+\.[0-9]+(?:\.[0-9]+)?)", version or "")
-    return match.group(1) if match else ""
 
 
 def source_of(version: str, name: str = "") -> str:
@@ -197,7 +197,7 @@ def _offered_branches(run: Runner, source: str) -> List[str]:
     names = sorted(n for n in out.split() if re.match(pattern, n)) if rc == 0 else []
     policy = _policy(run, names)
     offered = [n for n in names if _versions(policy, n, source)]
-    return sorted({_BRANCH_IN_NAME.search(n).group(1) for n in offered})  # type: ignore[union-attr]
+    return sorted({_BRANCH_IN_NAME.search(n).group(1) for n in offered})
 
 
 def resolve(
