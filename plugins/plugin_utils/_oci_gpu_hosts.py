@@ -22,6 +22,12 @@ RECORD_KEYS = (
 # Published as oci_<key>. Left out: gpus/gpu_description (gpu_count/gpu_model say it) and the all-VNIC address lists
 # (each container variable costs Ansible ~0.1 ms per host to tag; the primary VNIC's addresses are what hosts use).
 HOSTVAR_KEYS = tuple(k for k in RECORD_KEYS if k not in ("gpus", "gpu_description", "private_ips", "public_ips"))
+# What a host's shape decides: published once per shape group (`shape_<shape>`) instead of once per host when every
+# host of the group agrees (always, for the shapes of the table). Each variable set on a host costs ansible-core 2.19
+# ~25 us to tag per value; these are 7 of a host's 26 variables and 18 of its ~45 values.
+SHAPE_VAR_KEYS = (
+    "gpu_family", "gpu_vendor", "gpu_model", "gpu_count", "gpu_memory_gb", "gpu_total_memory_gb", "oci_gpu_shape",
+)  # fmt: skip
 HOSTNAME_SOURCES = ("public_ip", "private_ip", "display_name", "hostname_label", "id")
 ALL_HOSTS_GROUP = "oci_gpu"
 _INVALID_GROUP_CHARS = re.compile(r"[^A-Za-z0-9_]")
@@ -38,13 +44,15 @@ class Filters(NamedTuple):
 class HostEntry(NamedTuple):
     name: str
     groups: List[str]
-    hostvars: Dict[str, Any]
+    hostvars: Dict[str, Any]  # every variable the host gets (what compose, groups and keyed_groups see)
+    own_vars: Dict[str, Any]  # the part set on the host itself; the rest comes from its shape group
 
 
 class InventoryPlan(NamedTuple):
     hosts: List[HostEntry]
     children: Dict[str, Set[str]]  # parent group -> child groups
     duplicates: List[str]  # instance ids whose preferred name was taken (named by OCID instead)
+    group_vars: Dict[str, Dict[str, Any]]  # shape group -> the SHAPE_VAR_KEYS its hosts share
 
 
 def sanitize_group(name: str) -> str:
@@ -123,9 +131,11 @@ def plan_inventory(records: Iterable[Mapping[str, Any]], hostname_preferences: S
     """Host names, group memberships and variables for every record, in a stable order.
 
     Groups: `oci_gpu` (all), the GPU family (`a10`) whose children are the shape groups (`shape_BM_GPU_A10_4`) so
-    shape group_vars override family group_vars, plus `region_*`, `ad_*` and `compartment_*`.
+    shape group_vars override family group_vars, plus `region_*`, `ad_*` and `compartment_*`. The shape's facts
+    (SHAPE_VAR_KEYS) become variables of the shape group when all its hosts agree, else stay on each host.
     """
-    hosts: List[HostEntry] = []
+    entries: List[tuple] = []
+    by_shape_group: Dict[str, List[Dict[str, Any]]] = {}
     children: Dict[str, Set[str]] = {}
     taken: Set[str] = set()
     duplicates: List[str] = []
@@ -148,5 +158,17 @@ def plan_inventory(records: Iterable[Mapping[str, Any]], hostname_preferences: S
             "compartment_"
             + sanitize_group(record.get("compartment_name") or record.get("compartment_id") or "unknown"),
         ]
-        hosts.append(HostEntry(name, groups, hostvars))
-    return InventoryPlan(hosts, children, duplicates)
+        shape_vars = {key: hostvars[key] for key in SHAPE_VAR_KEYS}
+        by_shape_group.setdefault(shape_group, []).append(shape_vars)
+        entries.append((name, groups, hostvars, shape_group))
+    group_vars = {group: found[0] for group, found in by_shape_group.items() if all(v == found[0] for v in found[1:])}
+    hosts = [
+        HostEntry(
+            name,
+            groups,
+            hostvars,
+            {k: v for k, v in hostvars.items() if k not in SHAPE_VAR_KEYS} if group in group_vars else hostvars,
+        )
+        for name, groups, hostvars, group in entries
+    ]
+    return InventoryPlan(hosts, children, duplicates, group_vars)

@@ -87,6 +87,15 @@ def expected_hosts(state, compartments=None, keep=lambda inst: True):
     return result
 
 
+def all_vars(host):
+    """A host's variables as a play sees them from the inventory: its groups' (the shape group holds the GPU facts)
+    under its own."""
+    from ansible.inventory.helpers import get_group_vars
+    from ansible.utils.vars import combine_vars
+
+    return combine_vars(get_group_vars(host.get_groups()), host.get_vars())
+
+
 def by_id(inventory):
     return {h.get_vars()["oci_id"]: h for h in inventory.get_hosts()}
 
@@ -99,7 +108,7 @@ def test_groups_hostvars_and_hostnames(emu, calls, tmp_path):
     assert len(hosts) > 40
     for iid, (inst, region, vnic) in expected.items():
         host = hosts[iid]
-        hv = host.get_vars()
+        hv = all_vars(host)
         family, count, memory = EXPECTED[inst["shape"]]
         assert host.name == (vnic["publicIp"] or vnic["privateIp"])
         assert (hv["gpu_family"], hv["gpu_count"], hv["gpu_memory_gb"]) == (family, count, memory)
@@ -243,7 +252,7 @@ def test_shape_and_family_filters(emu, calls, tmp_path):
     got = by_id(load_inventory(cfg(tmp_path, gpu_families=["a100"])))
     assert {h.get_vars()["oci_shape"] for h in got.values()} == {"BM.GPU4.8", "BM.GPU.A100-v2.8"}
     cpu = by_id(load_inventory(cfg(tmp_path, shapes=["VM.Standard.*"], lifecycle_states=[])))
-    assert cpu and all(h.get_vars()["gpu_count"] == 0 for h in cpu.values())
+    assert cpu and all(all_vars(h)["gpu_count"] == 0 for h in cpu.values())
 
 
 def test_keyed_groups_and_compose(emu, calls, tmp_path):
@@ -256,7 +265,7 @@ def test_keyed_groups_and_compose(emu, calls, tmp_path):
     inventory = load_inventory(config)
     assert "team_team_0" in inventory.groups
     for host in inventory.get_hosts():
-        hv = host.get_vars()
+        hv = all_vars(host)
         assert hv["vllm_server_tensor_parallel_size"] == hv["gpu_count"]
     assert {h.get_vars()["oci_shape"] for h in inventory.get_hosts("big_memory")} == {
         "BM.GPU.A100-v2.8",

@@ -5,6 +5,7 @@ OCI clients (pagination, 429 backoff, inaccessible compartments, address joins).
 
 from __future__ import annotations
 
+import re
 from types import SimpleNamespace
 
 import pytest
@@ -12,6 +13,7 @@ from ansible_collections.oci_gpu.vllm.plugins.plugin_utils._oci_gpu_fetch import
     FetchError,
     FetchOptions,
     fetch_inventory,
+    wire,
 )
 from ansible_collections.oci_gpu.vllm.plugins.plugin_utils._oci_gpu_hosts import (
     Filters,
@@ -114,6 +116,23 @@ def test_plan_groups_and_children():
     assert (shape["name"], shape["known"], shape["gpus"], shape["memory_mib"], shape["nvswitch"]) == (
         "BM.GPU.A10.4", True, 4, 23028, False,
     )  # fmt: skip
+    # What the shape decides is set once on the shape group, not on every host.
+    assert plan.group_vars["shape_BM_GPU_A10_4"]["gpu_count"] == 4
+    assert plan.group_vars["shape_BM_GPU_A10_4"]["oci_gpu_shape"] == shape
+    assert not {"gpu_count", "gpu_family", "oci_gpu_shape"} & set(first.own_vars)
+    assert first.own_vars["ansible_host"] == "1.2.3.4"
+
+
+def test_shape_facts_stay_on_hosts_when_hosts_of_a_shape_differ():
+    # A shape the table lacks takes its GPU count from each instance: two counts, so no shared group value.
+    plan = plan_inventory(
+        [record("i1", shape="BM.GPU.X9.8", gpus=8), record("i2", shape="BM.GPU.X9.8", gpus=4, private="10.0.0.4"),
+         record("i3", private="10.0.0.5")],
+        ["private_ip"],
+    )  # fmt: skip
+    assert "shape_BM_GPU_X9_8" not in plan.group_vars and "shape_BM_GPU_A10_4" in plan.group_vars
+    counts = {h.name: (h.own_vars.get("gpu_count"), h.hostvars["gpu_count"]) for h in plan.hosts}
+    assert counts == {"10.0.0.2": (8, 8), "10.0.0.4": (4, 4), "10.0.0.5": (None, 4)}
 
 
 def test_duplicate_names_fall_back_to_ocid():
@@ -135,10 +154,25 @@ class ServiceError(Exception):
         self.status, self.code, self.message = status, code, code
 
 
-def paged(items, limit, page):
+def to_wire(value):
+    """What the SDK hands over with skip_deserialization=True: the API's JSON, camelCase keys (tag maps as they are)."""
+    if isinstance(value, SimpleNamespace):
+        return {
+            re.sub(r"_([a-z])", lambda m: m.group(1).upper(), key): item if key.endswith("_tags") else to_wire(item)
+            for key, item in vars(value).items()
+        }
+    if isinstance(value, list):
+        return [to_wire(v) for v in value]
+    return value
+
+
+def paged(items, limit, page, wire=False):
     start = int(page or 0)
     following = start + limit
-    return SimpleNamespace(data=items[start:following], next_page=str(following) if following < len(items) else None)
+    data = items[start:following]
+    return SimpleNamespace(
+        data=to_wire(data) if wire else data, next_page=str(following) if following < len(items) else None
+    )
 
 
 class FakeOci:
@@ -155,6 +189,7 @@ class FakeOci:
         self.denied = set()
         self.throttle = {}  # method -> remaining 429s
         self.region = None
+        self.wire = True  # answer as the real SDK clients do here (JSON); False: SDK model-like objects
 
     # clients interface
     tenancy = TENANCY
@@ -180,11 +215,12 @@ class FakeOci:
     def list_compartments(self, compartment_id, limit, page=None, compartment_id_in_subtree=False, **kw):
         self._hit("list_compartments", None if compartment_id == TENANCY else compartment_id)
         found = [c for c in self.compartments if compartment_id_in_subtree or c.compartment_id == compartment_id]
-        return paged(found, self.page_size, page)
+        return paged(found, self.page_size, page, self.wire)
 
     def get_compartment(self, compartment_id):
         self._hit("get_compartment", compartment_id)
-        return SimpleNamespace(data=next(c for c in self.compartments if c.id == compartment_id))
+        found = next(c for c in self.compartments if c.id == compartment_id)
+        return SimpleNamespace(data=to_wire(found) if self.wire else found)
 
 
 class _Regional:
@@ -193,20 +229,24 @@ class _Regional:
 
     def list_instances(self, compartment_id, limit, page=None):
         self.fake._hit("list_instances", compartment_id)
-        return paged(self.fake.instances.get((self.region, compartment_id), []), self.fake.page_size, page)
+        return paged(
+            self.fake.instances.get((self.region, compartment_id), []), self.fake.page_size, page, self.fake.wire
+        )
 
     def list_vnic_attachments(self, compartment_id, limit, page=None):
         self.fake._hit("list_vnic_attachments", compartment_id)
-        return paged(self.fake.attachments.get((self.region, compartment_id), []), self.fake.page_size, page)
+        return paged(
+            self.fake.attachments.get((self.region, compartment_id), []), self.fake.page_size, page, self.fake.wire
+        )
 
     def list_private_ips(self, subnet_id, limit, page=None):
         self.fake._hit("list_private_ips")
-        return paged(self.fake.private_ips.get((self.region, subnet_id), []), self.fake.page_size, page)
+        return paged(self.fake.private_ips.get((self.region, subnet_id), []), self.fake.page_size, page, self.fake.wire)
 
     def list_public_ips(self, scope, compartment_id, lifetime, limit, page=None, availability_domain=None):
         self.fake._hit("list_public_ips", compartment_id)
         key = (self.region, compartment_id, scope, availability_domain)
-        return paged(self.fake.public_ips.get(key, []), self.fake.page_size, page)
+        return paged(self.fake.public_ips.get(key, []), self.fake.page_size, page, self.fake.wire)
 
 
 def add_host(fake, region, comp, n, shape="VM.GPU.A10.1", public=True, state="RUNNING"):
@@ -233,9 +273,10 @@ def comp(cid, parent=TENANCY):
     return SimpleNamespace(id=cid, name="name-" + cid, compartment_id=parent)
 
 
-@pytest.fixture
-def fake():
+@pytest.fixture(params=["wire", "models"])
+def fake(request):
     fake = FakeOci()
+    fake.wire = request.param == "wire"
     fake.compartments = [comp("c1"), comp("c2"), comp("c3", parent="c2")]
     for n in range(1, 8):
         add_host(fake, "r1", ["c1", "c2", "c3"][n % 3], n, public=n % 2 == 1)
@@ -307,3 +348,17 @@ def test_no_per_host_calls(fake):
     assert len(result.records) == 67
     # identity 1 + per compartment (4 incl. root) 2 listings + subnets 3 + public ip lists (reserved + AD) 2 x 3
     assert sum(result.calls.values()) == 1 + 8 + 3 + 6
+
+
+def test_wire_reads_json_with_model_names():
+    inst = wire({"shapeConfig": {"gpus": 8, "gpuDescription": "H100"}, "freeformTags": {"my_tag": "x"}, "id": "i"})
+    assert (inst.shape_config.gpus, inst.shape_config.gpu_description, inst.id) == (8, "H100", "i")
+    assert inst.freeform_tags == {"my_tag": "x"} and inst.fault_domain is None  # left out by the service: None
+    assert wire([{"isPrimary": True}, "text"])[0].is_primary is True
+    assert wire(SimpleNamespace(a=1)).a == 1  # SDK models and fakes pass unchanged
+
+
+def test_timestamps_read_as_the_sdk_model_wrote_them(fake):
+    fake.instances[("r1", "c1")][0].time_created = "2026-11-01T10:00:00.000Z"
+    records = {r["id"]: r for r in fetch(fake).records}
+    assert records[fake.instances[("r1", "c1")][0].id]["time_created"] == "2026-11-01T10:00:00+00:00"

@@ -53,7 +53,8 @@ def test_populate_groups_and_vars(tmp_path, fake):
         "shape_BM_GPU_A10_4",
     }
     host = inventory.get_host("10.0.0.2")
-    assert host.vars["gpu_count"] == 4 and host.vars["ansible_host"] == "10.0.0.2"
+    assert host.vars["ansible_host"] == "10.0.0.2" and "gpu_count" not in host.vars
+    assert inventory.groups["shape_BM_GPU_A10_4"].vars["gpu_count"] == 4  # once per shape, not per host
     assert {g.name for g in host.groups} >= {"oci_gpu", "shape_BM_GPU_A10_4", "compartment_name_c1"}
     assert plugin.last_fetch.calls["ListInstances"] == 2  # root + c1, one page each
 
