@@ -31,6 +31,7 @@ from os.path import expanduser
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Set, Tuple
 
 from ._oci_gpu_hosts import Filters, instance_selected
+from ._oci_tls import share_tls_context
 
 RETRY_STATUSES = frozenset((429, 500, 502, 503, 504))
 ROOT_COMPARTMENT_NAME = "root"
@@ -474,7 +475,10 @@ class SdkClients:
                 client = cls(config, signer=self._signer, timeout=self._timeout, skip_deserialization=True)
                 # Compute and VirtualNetwork talk to the same host: one connection pool for both halves the TLS
                 # handshakes and CA bundle loads (~20-40 ms of CPU per new connection).
-                shared = self._sessions.setdefault((host, region), client.base_client.session)
+                shared = self._sessions.get((host, region))
+                if shared is None:
+                    shared = self._sessions[(host, region)] = client.base_client.session
+                    share_tls_context(shared)  # the CA bundle loaded once, not once per new connection
                 client.base_client.session = shared
                 self._clients[key] = client
             return self._clients[key]

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from oci_emulator.fleet import TENANCY, add_compartment, add_instance, build_fleet
 from oci_emulator.harness import Harness, endpoint_names, ensure_hosts_entries
-from oci_emulator.inventory_run import ROOT, load_inventory, write_config
+from oci_emulator.inventory_run import ROOT, ensure_collection_loader, load_inventory, write_config
 
 DOMAIN = "ocigpu-test.test"
 ADDRESS = "127.0.0.71"
@@ -382,3 +382,54 @@ def test_missing_config_file_is_named(emu, tmp_path):
     )  # fmt: skip
     assert proc.returncode != 0
     assert str(missing) in proc.stderr
+
+
+# --- one TLS context per CA bundle (plugins/plugin_utils/_oci_tls.py) ------------------------------------------------
+def sdk_clients(emu):
+    ensure_collection_loader()
+    from ansible_collections.oci_gpu.vllm.plugins.plugin_utils._oci_gpu_fetch import SdkClients
+
+    return SdkClients(config_file=emu.env["OCI_CONFIG_FILE"])
+
+
+def test_the_ca_bundle_is_loaded_once_for_all_connections(emu, calls, monkeypatch):
+    import ssl
+
+    ensure_collection_loader()
+    from ansible_collections.oci_gpu.vllm.plugins.plugin_utils import _oci_tls
+    from ansible_collections.oci_gpu.vllm.plugins.plugin_utils._oci_gpu_fetch import FetchOptions, fetch_inventory
+
+    loads = []
+    real = ssl.SSLContext.load_verify_locations
+    monkeypatch.setattr(
+        ssl.SSLContext, "load_verify_locations", lambda self, *a, **k: loads.append(1) or real(self, *a, **k)
+    )
+    monkeypatch.setattr(_oci_tls, "_contexts", {})
+    result = fetch_inventory(sdk_clients(emu), FetchOptions(regions=("all",), max_workers=16))
+    assert result.records and sum(calls().values()) > 20  # many calls, many connections in flight
+    assert len(loads) == 1  # the SDK alone loads the bundle once per new connection
+
+
+def test_shared_context_still_verifies_the_server(emu, monkeypatch, tmp_path):
+    ensure_collection_loader()
+    from ansible_collections.oci_gpu.vllm.plugins.plugin_utils import _oci_tls
+    from ansible_collections.oci_gpu.vllm.plugins.plugin_utils._oci_gpu_fetch import (
+        FetchError,
+        FetchOptions,
+        fetch_inventory,
+    )
+    from oci._vendor import requests
+
+    monkeypatch.setattr(_oci_tls, "_contexts", {})
+    # 1. A bundle without the emulator's CA: every call fails certificate verification.
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
+    with pytest.raises(FetchError, match=r"(?i)certificate verify failed"):
+        fetch_inventory(sdk_clients(emu), FetchOptions(regions=("emu-east-1",), max_retries=0))
+    # 2. The right CA but a name the certificate does not carry (its address): refused, as without the shared context.
+    session = requests.Session()
+    assert _oci_tls.share_tls_context(session)
+    with pytest.raises(requests.exceptions.SSLError, match=r"(?i)hostname|match|IP address"):
+        session.get("https://%s/_emulator/stats" % ADDRESS, verify=emu.env["REQUESTS_CA_BUNDLE"], timeout=5)
+    # 3. The right CA and name through the same session: accepted.
+    url = "https://iaas.%s.%s/_emulator/stats" % (emu.regions[0], DOMAIN)
+    assert session.get(url, verify=emu.env["REQUESTS_CA_BUNDLE"], timeout=5).status_code == 200
