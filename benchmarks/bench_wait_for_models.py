@@ -2,13 +2,17 @@
 # Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
 """Readiness and crash detection delay of oci_gpu.vllm.wait_for_models vs an Ansible `uri` + `until` loop.
 
-(a) readiness: a real server process on 127.0.0.1 starts listening after a random delay (as vLLM does once its
-    engine is up) and serves /v1/models with a bearer key. Delay = moment the waiter returns - moment the server
-    listened (CLOCK_MONOTONIC is system-wide, so both processes read the same clock).
+(a) readiness, direct: a real server process on 127.0.0.1 starts listening after a random delay (vLLM binds its port
+    but listens only once its engine is up) and serves /v1/models with a bearer key.
+(a') readiness, behind a front: the server listens at once but answers 502 for a random time (nginx in front of a
+    vLLM that does not listen yet), then serves. In both, delay = moment the waiter returns - moment the server
+    served (CLOCK_MONOTONIC is system-wide, so both processes read the same clock), and the stand-in server counts
+    the requests it received before it served: requests/s sent to the server while waiting.
 (b) crash: a real Docker container dies after a random delay while nothing listens on the URL (as vLLM dying
     during model load). Delay = moment the waiter gave up - the engine's State.FinishedAt.
 
-Ours: the module's logic (ModelWaiter from plugins/module_utils) called in this process.
+Ours: the module's logic (ModelWaiter from plugins/module_utils) called in this process, at the module's defaults
+and at its old default (one poll every 2 s whatever the server does).
 Baseline: what `ansible.builtin.uri` with `until`/`retries`/`delay` does: every attempt is a fresh module run, i.e. a
 new Python process importing ansible.module_utils.urls and making one fresh request, then a fixed `delay` sleep. A
 real Ansible run adds task overhead (connection, templating, result handling) on top, so the baseline is generous.
@@ -23,6 +27,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import shutil
 import socket
 import statistics
@@ -38,6 +43,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / ".collections"))  # .collections/ansible_collections/oci_gpu/vllm -> this checkout
 
 from ansible_collections.oci_gpu.vllm.plugins.module_utils._wait_for_models import (  # noqa: E402
+    DEFAULT_INTERVAL,
+    DEFAULT_REFUSED_INTERVAL,
     ContainerFailed,
     ModelWaiter,
     WaitTimedOut,
@@ -47,27 +54,41 @@ MODEL = "mistralai/Mistral-7B-Instruct-v0.2"
 KEY = "bench-key-not-a-secret"
 CRASH_IMAGE = "oci-vllm-test/ubuntu:22.04"
 
-# A stand-in for vLLM's HTTP surface only: sleeps, then listens and serves /v1/models (key required) and /version.
+# A stand-in for vLLM's HTTP surface only: refuses connections (nothing listens) for `refuse_for` s, then listens and
+# answers 502 for `not_ready_for` s (a front whose upstream does not listen yet), then serves /v1/models (key required)
+# and /version. Prints when it listened and served, then one line per request it received.
 SERVER_CODE = r"""
-import json, sys, time
+import json, sys, threading, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-port, delay, model, key = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3], sys.argv[4]
+port, refuse_for, not_ready_for = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
+model, key = sys.argv[4], sys.argv[5]
+lock = threading.Lock()
+def say(line):
+    with lock:
+        sys.stdout.write(line + "\n"); sys.stdout.flush()
 class H(BaseHTTPRequestHandler):
     def log_message(self, *a): pass
     def do_GET(self):
+        now = time.monotonic()
         if self.path == "/version":
             status, body = 200, {"version": "bench-standin"}
         elif self.headers.get("Authorization") != "Bearer " + key:
             status, body = 401, {"error": "Unauthorized"}
+        elif now < ready_at:
+            status, body = 502, {"error": "Bad Gateway"}
         else:
             status, body = 200, {"object": "list", "data": [{"id": model, "object": "model"}]}
         data = json.dumps(body).encode()
         self.send_response(status); self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data))); self.end_headers()
         self.wfile.write(data)
-time.sleep(delay)
+        say("request %r %s %d" % (now, self.path, status))
+time.sleep(refuse_for)
 httpd = ThreadingHTTPServer(("127.0.0.1", port), H)
-print(time.monotonic(), flush=True)
+listening = time.monotonic()
+ready_at = listening + not_ready_for
+say("listening %r" % listening)
+say("ready %r" % ready_at)
 httpd.serve_forever()
 """
 
@@ -109,25 +130,37 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def uri_until(url: str, retries: int, delay: float) -> bool:
-    """Baseline: `uri` + `until: model in json.data | map(attribute='id')`, `retries`, `delay`."""
+def uri_until(url: str, retries: int, delay: float) -> int:
+    """Baseline: `uri` + `until: model in json.data | map(attribute='id')`, `retries`, `delay`.
+
+    Returns the number of attempts when the model was seen, 0 when the retries ran out.
+    """
     env = dict(os.environ, BENCH_KEY=KEY)
     for attempt in range(retries + 1):
         if subprocess.run([sys.executable, "-c", URI_ATTEMPT_CODE, url, MODEL], env=env, check=False).returncode == 0:
-            return True
+            return attempt + 1
         if attempt < retries:
             time.sleep(delay)
-    return False
+    return 0
 
 
-def ours(url: str, interval: float, timeout: float, container: Optional[str] = None) -> str:
+# The module's defaults, and its old default (interval 2, no faster polling while refused).
+DEFAULTS: Dict[str, float] = {}
+OLD_DEFAULT = {"interval": 2.0, "refused_interval": 2.0}
+
+
+def ours(url: str, timeout: float, container: Optional[str] = None, **schedule: float) -> str:
     try:
-        ModelWaiter(url=url, model=MODEL, api_key=KEY, timeout=timeout, interval=interval, container=container).run()
+        ModelWaiter(url=url, model=MODEL, api_key=KEY, timeout=timeout, container=container, **schedule).run()
         return "ready"
     except ContainerFailed:
         return "container failed"
     except WaitTimedOut:
         return "timed out"
+
+
+def ours_attempts(url: str, **schedule: float) -> int:
+    return int(ModelWaiter(url=url, model=MODEL, api_key=KEY, timeout=60, **schedule).run()["attempts"])
 
 
 def real_ansible_uri_until(url: str, workdir: Path) -> bool:
@@ -140,20 +173,36 @@ def real_ansible_uri_until(url: str, workdir: Path) -> bool:
     return subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, check=False).returncode == 0
 
 
-def readiness_trial(ready_after: float, wait: Callable[[str], object]) -> float:
+class Trial:
+    """One readiness trial: delay after the server served, the server's count of requests before that, client cost."""
+
+    def __init__(self, delay: float, waited: float, server_requests: int, attempts: int, cpu: float) -> None:
+        self.delay = delay
+        self.waited = waited  # from the waiter's start to the moment the server served
+        self.server_requests = server_requests
+        self.attempts = attempts
+        self.cpu = cpu
+
+
+def readiness_trial(refuse_for: float, not_ready_for: float, wait: Callable[[str], int]) -> Trial:
     port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-c", SERVER_CODE, str(port), str(ready_after), MODEL, KEY], stdout=subprocess.PIPE, text=True
-    )
+    args = [str(port), "%.3f" % refuse_for, "%.3f" % not_ready_for, MODEL, KEY]
+    server = subprocess.Popen([sys.executable, "-c", SERVER_CODE, *args], stdout=subprocess.PIPE, text=True)
     try:
-        wait("http://127.0.0.1:%d" % port)
+        cpu_before = time.process_time() + resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime
+        cpu_before += resource.getrusage(resource.RUSAGE_CHILDREN).ru_stime
+        started = time.monotonic()
+        attempts = wait("http://127.0.0.1:%d" % port)
         returned = time.monotonic()
-        assert server.stdout is not None
-        listening = float(server.stdout.readline())
-        return returned - listening
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)  # uri attempts, not the server (not reaped yet)
+        cpu = time.process_time() + children.ru_utime + children.ru_stime - cpu_before
     finally:
         server.kill()
-        server.wait()
+        output, _err = server.communicate()
+    lines = [line.split() for line in output.splitlines()]
+    ready_at = next(float(fields[1]) for fields in lines if fields[0] == "ready")
+    before = sum(1 for fields in lines if fields[0] == "request" and float(fields[1]) < ready_at)
+    return Trial(returned - ready_at, ready_at - started, before, attempts, cpu)
 
 
 def summary(values: List[float]) -> str:
@@ -165,33 +214,71 @@ def summary(values: List[float]) -> str:
     )
 
 
+def report(name: str, trials: List[Trial]) -> None:
+    waited = sum(t.waited for t in trials)
+    spent = sum(t.waited + t.delay for t in trials)
+    print(
+        "  %-32s median %5.2f s  mean %5.2f s  max %5.2f | server %5.2f req/s | client %5.2f polls/s, CPU %5.1f%%"
+        % (
+            name,
+            statistics.median(t.delay for t in trials),
+            statistics.mean(t.delay for t in trials),
+            max(t.delay for t in trials),
+            sum(t.server_requests for t in trials) / waited,
+            sum(t.attempts for t in trials) / spent,
+            100 * sum(t.cpu for t in trials) / spent,
+        )
+    )
+
+
 def bench_readiness(trials: int, rng: random.Random, real_ansible: bool) -> None:
-    delays = [rng.uniform(1.0, 4.0) for _trial in range(trials)]
-    variants: Dict[str, Callable[[str], object]] = {
-        "ours interval=2 (module default)": lambda url: ours(url, interval=2, timeout=60),
-        "ours interval=0.5": lambda url: ours(url, interval=0.5, timeout=60),
+    refuse = [rng.uniform(1.0, 4.0) for _trial in range(trials)]
+    not_ready = [rng.uniform(1.0, 4.0) for _trial in range(trials)]
+    ours_default = "ours defaults (%g s / %g s refused)" % (DEFAULT_INTERVAL, DEFAULT_REFUSED_INTERVAL)
+    variants: Dict[str, Callable[[str], int]] = {
+        ours_default: lambda url: ours_attempts(url, **DEFAULTS),
+        "ours interval=2 (old default)": lambda url: ours_attempts(url, **OLD_DEFAULT),
         "uri+until delay=2": lambda url: uri_until(url, retries=30, delay=2),
         "uri+until delay=10": lambda url: uri_until(url, retries=6, delay=10),
     }
-    print("\n(a) readiness detection delay: server listens after U(1,4) s; %d trials per variant" % trials)
-    results: Dict[str, List[float]] = {}
+    print(
+        "\n(a) readiness, direct: nothing listens for U(1,4) s, then the model is served; %d trials per variant."
+        "\n    delay = waiter returned - server served; server req/s = requests the server received before it served"
+        " / time waited; client polls/s and CPU over the whole wait (a refused poll reaches no server process)" % trials
+    )
+    results: Dict[str, List[Trial]] = {}
     for name, wait in variants.items():
-        results[name] = [readiness_trial(d, wait) for d in delays]
-        print("  %-34s %s" % (name, summary(results[name])))
+        results[name] = [readiness_trial(r, 0, wait) for r in refuse]
+        report(name, results[name])
     if real_ansible:
         # ansible-playbook needs a few seconds to start: the server listens 5 s later than in the other variants.
         name = "ansible-playbook uri+until delay=2"
         with tempfile.TemporaryDirectory(prefix="wfm-bench-") as tmp:
-            results[name] = [readiness_trial(d + 5, lambda url: real_ansible_uri_until(url, Path(tmp))) for d in delays]
-        print("  %-34s %s  (includes playbook shutdown)" % (name, summary(results[name])))
-    base = results["ours interval=2 (module default)"]
-    for name in ("uri+until delay=2", "uri+until delay=10", "ansible-playbook uri+until delay=2"):
-        if name not in results:
-            continue
-        ratio = statistics.mean(results[name]) / statistics.mean(base)
-        print("  ratio %-20s / ours interval=2: %5.2fx (mean delay)" % (name, ratio))
-    ratio = statistics.mean(results["uri+until delay=2"]) / statistics.mean(results["ours interval=0.5"])
-    print("  ratio uri+until delay=2 / ours interval=0.5: %5.2fx (mean delay)" % ratio)
+            results[name] = [
+                readiness_trial(r + 5, 0, lambda url: int(real_ansible_uri_until(url, Path(tmp)))) for r in refuse
+            ]
+        report(name + " *", results[name])
+        print("    * includes playbook shutdown; polls/s counts only the successful run")
+    ratios(results, ours_default, ["ours interval=2 (old default)", "uri+until delay=2", "uri+until delay=10"])
+    ratios(results, ours_default, ["ansible-playbook uri+until delay=2"])
+
+    print(
+        "\n(a') readiness behind a front: the server answers 502 for U(1,4) s (nginx while vLLM does not listen), then"
+        " serves; %d trials per variant" % trials
+    )
+    front: Dict[str, List[Trial]] = {}
+    for name in (ours_default, "ours interval=2 (old default)", "uri+until delay=2"):
+        front[name] = [readiness_trial(0, n, variants[name]) for n in not_ready]
+        report(name, front[name])
+    ratios(front, ours_default, ["ours interval=2 (old default)", "uri+until delay=2"])
+
+
+def ratios(results: Dict[str, List[Trial]], ours_name: str, others: List[str]) -> None:
+    ours_mean = statistics.mean(t.delay for t in results[ours_name])
+    for name in others:
+        if name in results:
+            ratio = statistics.mean(t.delay for t in results[name]) / ours_mean
+            print("  ratio %-34s / ours defaults: %5.2fx (mean delay)" % (name, ratio))
 
 
 def docker(*args: str) -> str:
@@ -232,7 +319,7 @@ def bench_crash(trials: int, rng: random.Random, budget_retries: int) -> None:
     )
     tag = "wfm-bench-%d" % os.getpid()
     ours_delays = [
-        crash_trial("%s-ours-%d" % (tag, i), d, lambda url, name: ours(url, interval=2, timeout=budget, container=name))
+        crash_trial("%s-ours-%d" % (tag, i), d, lambda url, name: ours(url, timeout=budget, container=name))
         for i, d in enumerate(delays)
     ]
     base_delays = [
@@ -243,7 +330,7 @@ def bench_crash(trials: int, rng: random.Random, budget_retries: int) -> None:
         )
         for i, d in enumerate(delays)
     ]
-    print("  %-34s %s" % ("ours interval=2 + container watch", summary(ours_delays)))
+    print("  %-34s %s" % ("ours defaults + container watch", summary(ours_delays)))
     print("  %-34s %s" % ("uri+until delay=2", summary(base_delays)))
     print(
         "  ratio uri+until / ours: %5.1fx (mean delay)" % (statistics.mean(base_delays) / statistics.mean(ours_delays))

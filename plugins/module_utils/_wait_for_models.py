@@ -18,7 +18,7 @@ from urllib.error import HTTPError, URLError
 from urllib.parse import urlsplit
 
 from ansible.module_utils.urls import ConnectionError as UrlsConnectionError
-from ansible.module_utils.urls import open_url
+from ansible.module_utils.urls import Request, make_context
 
 from ._docker_engine import (
     DEFAULT_DOCKER_SOCKET,
@@ -28,6 +28,12 @@ from ._docker_engine import (
     DockerEngineError,
 )
 
+# Poll schedule (the module's defaults). While the port refuses connections nothing listens yet (vLLM binds its port
+# without listening until its engine is up): the kernel answers, the server does nothing, so polling fast costs it
+# nothing and readiness is seen within REFUSED_INTERVAL. Once something answers (a front's 502, 503, an empty list,
+# a timeout) the server is spent on, so the pace drops to INTERVAL, which also paces the container inspections.
+DEFAULT_INTERVAL = 0.5
+DEFAULT_REFUSED_INTERVAL = 0.2
 MODELS_PATH = "/v1/models"
 VERSION_PATH = "/version"
 COMPLETIONS_PATH = "/v1/completions"
@@ -73,14 +79,29 @@ class WaitTimedOut(WaitForModelsError):
 class _Probe:
     """Outcome of one GET /v1/models."""
 
-    def __init__(self, kind: str, detail: str, status: Optional[int] = None, models: Optional[List[str]] = None):
+    def __init__(
+        self,
+        kind: str,
+        detail: str,
+        status: Optional[int] = None,
+        models: Optional[List[str]] = None,
+        refused: bool = False,
+    ):
         self.kind = kind  # ready | wrong_model | http_error | unreachable | bad_response
         self.detail = detail
         self.status = status
         self.models = models or []
+        self.refused = refused  # unreachable because nothing listens: the next poll may come soon
 
 
-def validate_options(url: str, model: str, timeout: float, interval: float, request_timeout: float) -> str:
+def validate_options(
+    url: str,
+    model: str,
+    timeout: float,
+    interval: float,
+    request_timeout: float,
+    refused_interval: float = DEFAULT_REFUSED_INTERVAL,
+) -> str:
     """Return the normalised base URL or raise InvalidArgument naming the bad value."""
     if not model or not model.strip():
         raise InvalidArgument("model must be a non-empty model id, got %r" % (model,))
@@ -92,7 +113,13 @@ def validate_options(url: str, model: str, timeout: float, interval: float, requ
     base = url.rstrip("/")
     if base.endswith("/v1"):
         raise InvalidArgument("url must be the server's base URL without /v1 (/v1/models is added), got %r" % url)
-    for name, value in (("timeout", timeout), ("interval", interval), ("request_timeout", request_timeout)):
+    numbers = (
+        ("timeout", timeout),
+        ("interval", interval),
+        ("refused_interval", refused_interval),
+        ("request_timeout", request_timeout),
+    )
+    for name, value in numbers:
         if value is None or value <= 0:
             raise InvalidArgument("%s must be a number of seconds greater than 0, got %r" % (name, value))
     return base
@@ -107,8 +134,9 @@ class ModelWaiter:
         model: str,
         api_key: Optional[str] = None,
         timeout: float = 600,
-        interval: float = 2,
+        interval: float = DEFAULT_INTERVAL,
         request_timeout: float = 10,
+        refused_interval: float = DEFAULT_REFUSED_INTERVAL,
         container: Optional[str] = None,
         deep_check: bool = False,
         validate_certs: bool = True,
@@ -118,18 +146,20 @@ class ModelWaiter:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.base_url = validate_options(url, model, timeout, interval, request_timeout)
+        self.base_url = validate_options(url, model, timeout, interval, request_timeout, refused_interval)
         if log_lines < 0:
             raise InvalidArgument("log_lines must be 0 or more, got %r" % (log_lines,))
         self.model = model
         self.api_key = api_key or None
         self.timeout = float(timeout)
         self.interval = float(interval)
+        self.refused_interval = min(float(refused_interval), self.interval)
         self.request_timeout = float(request_timeout)
         self.container = container or None
         self.deep_check = deep_check
         self.validate_certs = validate_certs
         self.ca_path = ca_path or None
+        self._ssl_context = self._make_ssl_context()
         self.docker = DockerEngine(docker_socket) if self.container else None
         self.log_lines = log_lines
         self._clock = clock
@@ -137,6 +167,7 @@ class ModelWaiter:
         self._start = 0.0
         self._attempts = 0
         self._baseline: Optional[ContainerState] = None
+        self._next_inspection = 0.0
 
     # -- helpers -------------------------------------------------------------------------------------------------
 
@@ -159,6 +190,18 @@ class ModelWaiter:
             text = text[:_BODY_SNIPPET] + "..."
         return self._redact(text)
 
+    def _make_ssl_context(self) -> ssl.SSLContext:
+        """One TLS context for every request: building one loads the CA store (~20 ms of CPU), per poll it would
+        cost more than the poll itself."""
+        try:
+            return make_context(cafile=self.ca_path, validate_certs=self.validate_certs)
+        except (OSError, ssl.SSLError) as exc:
+            if self.ca_path is None:
+                raise WaitForModelsError("cannot load the system's CA certificates: %s" % exc) from exc
+            raise InvalidArgument(
+                "ca_path must be a readable PEM file of CA certificates, got %r (%s)" % (self.ca_path, exc)
+            ) from exc
+
     def _request(self, method: str, path: str, timeout: float, payload: Optional[dict] = None) -> Tuple[int, bytes]:
         """One fresh HTTP request. HTTP errors come back as (status, body); network errors raise OSError etc."""
         headers = {"Accept": "application/json"}
@@ -169,15 +212,16 @@ class ModelWaiter:
             data = json.dumps(payload).encode("utf-8")
             headers["Content-Type"] = "application/json"
         try:
-            response = open_url(
+            response = Request().open(
+                method,
                 self.base_url + path,
                 data=data,
-                method=method,
                 headers=headers,
                 timeout=timeout,
                 validate_certs=self.validate_certs,
                 ca_path=self.ca_path,
                 follow_redirects="safe",
+                context=self._ssl_context,
             )
             return response.getcode(), response.read()
         except HTTPError as exc:
@@ -187,9 +231,14 @@ class ModelWaiter:
                 body = b""
             return exc.code, body or b""
 
+    @staticmethod
+    def _refused(exc: BaseException) -> bool:
+        reason = getattr(exc, "reason", None) if isinstance(exc, URLError) else exc
+        return isinstance(reason, ConnectionRefusedError)
+
     def _describe_network_error(self, exc: BaseException, waited: float) -> str:
         reason = getattr(exc, "reason", None) if isinstance(exc, URLError) else exc
-        if isinstance(reason, ConnectionRefusedError):
+        if self._refused(exc):
             return "connection refused"
         if isinstance(reason, (socket.timeout, TimeoutError)):
             return "no answer within %.3gs (request_timeout %gs)" % (waited, self.request_timeout)
@@ -220,6 +269,17 @@ class ModelWaiter:
             msg,
             **self._partial(container_state=state.as_dict() if state else None, log_tail=tail),
         )
+
+    def _watch_container(self) -> None:
+        """Inspect the container at the first poll and then once per interval, however fast the polls come."""
+        if self.docker is None:
+            return
+        now = self._clock()
+        if now < self._next_inspection:
+            return
+        # A millisecond of slack, so that polls every refused_interval still inspect at every interval.
+        self._next_inspection = now + self.interval - 0.001
+        self._check_container()
 
     def _check_container(self) -> None:
         if self.docker is None or self.container is None:
@@ -278,7 +338,7 @@ class ModelWaiter:
                     % (self.base_url, self._redact(str(exc))),
                     **self._partial(),
                 ) from exc
-            return _Probe("unreachable", self._describe_network_error(exc, waited))
+            return _Probe("unreachable", self._describe_network_error(exc, waited), refused=self._refused(exc))
         if status in (401, 403):
             raise self._unauthorized(status, "GET %s%s" % (self.base_url, MODELS_PATH))
         if status != 200:
@@ -337,11 +397,12 @@ class ModelWaiter:
         self._start = self._clock()
         self._attempts = 0
         self._baseline = None
+        self._next_inspection = self._start
         last: Optional[_Probe] = None
         answered: Optional[_Probe] = None  # last probe the server answered, for the timeout message
         while True:
             self._attempts += 1
-            self._check_container()
+            self._watch_container()
             last = self._probe_models()
             if last.kind == "ready":
                 break
@@ -355,7 +416,7 @@ class ModelWaiter:
             remaining = self.timeout - (self._clock() - self._start)
             if remaining <= 0:
                 raise self._timed_out(last, answered)
-            self._sleep(min(self.interval, remaining))
+            self._sleep(min(self.refused_interval if last.refused else self.interval, remaining))
         result = self._partial(models=last.models, server_version=self._server_version())
         if self.deep_check:
             self._check_container()

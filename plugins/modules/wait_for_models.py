@@ -16,12 +16,17 @@ description:
   - Fails at once on 401/403 (a wrong or missing key cannot fix itself by waiting).
   - Keeps waiting on connection refused, timeouts and 5xx answers; on timeout the message says what the last attempt
     saw (status and body).
+  - Polls every O(refused_interval) while the connection is refused (nothing listens yet, as with vLLM while its
+    engine loads; the kernel answers and the server does no work), so readiness is seen within a fraction of a second of
+    the server starting to answer. Once the server answers without serving the model yet (a front's 502, 503, an
+    empty model list, timeouts), polls every O(interval), so a loading server gets at most one poll per O(interval).
   - Fails at once when the server answers with a non-empty model list that lacks the expected id (vLLM answers only
     once its engine is up, with the fixed list of names it serves), naming the ids that are served instead.
-  - When O(container) is set, inspects that Docker container before every poll through the Docker engine's unix
-    socket and fails within one O(interval) when it exits, restarts, is replaced or disappears, returning its last
-    log lines. The socket is spoken to directly (Python standard library), so neither the docker SDK nor the docker
-    CLI is needed on the target; the user needs read access to the socket (usually root or group docker).
+  - When O(container) is set, inspects that Docker container before the first poll and then once per O(interval)
+    through the Docker engine's unix socket, and fails within about one O(interval) when it exits, restarts, is
+    replaced or disappears, returning its last log lines. The socket is spoken to directly (Python standard
+    library), so neither the docker SDK nor the docker CLI is needed on the target; the user needs read access to
+    the socket (usually root or group docker).
   - With O(deep_check), after the model is listed, sends one completion with C(max_tokens=1), because a server can
     list its model while its engine is dead.
   - Never changes anything on the target or the server.
@@ -50,9 +55,16 @@ options:
     default: 600
   interval:
     description:
-      - Seconds between two polls (and two container inspections).
+      - Seconds between two polls once the server answers (with an error, or a list that lacks the model yet) or
+        does not answer in time, and between two container inspections.
     type: float
-    default: 2
+    default: 0.5
+  refused_interval:
+    description:
+      - Seconds between two polls while the connection is refused (nothing listens on the port yet). Such a poll
+        costs the server nothing. Capped at O(interval).
+    type: float
+    default: 0.2
   request_timeout:
     description:
       - Seconds one HTTP request may take (poll, version and deep check).
@@ -182,6 +194,8 @@ last_status:
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.oci_gpu.vllm.plugins.module_utils._wait_for_models import (
     DEFAULT_DOCKER_SOCKET,
+    DEFAULT_INTERVAL,
+    DEFAULT_REFUSED_INTERVAL,
     WaitForModelsError,
     wait_for_models,
 )
@@ -194,7 +208,8 @@ def main():
             model=dict(type="str", required=True),
             api_key=dict(type="str", no_log=True),
             timeout=dict(type="float", default=600),
-            interval=dict(type="float", default=2),
+            interval=dict(type="float", default=DEFAULT_INTERVAL),
+            refused_interval=dict(type="float", default=DEFAULT_REFUSED_INTERVAL),
             request_timeout=dict(type="float", default=10),
             container=dict(type="str"),
             docker_socket=dict(type="path", default=DEFAULT_DOCKER_SOCKET),
@@ -213,6 +228,7 @@ def main():
             api_key=params["api_key"],
             timeout=params["timeout"],
             interval=params["interval"],
+            refused_interval=params["refused_interval"],
             request_timeout=params["request_timeout"],
             container=params["container"],
             docker_socket=params["docker_socket"],

@@ -247,6 +247,7 @@ def test_key_echoed_by_the_server_is_redacted():
         ({"model": " "}, "model"),
         ({"timeout": 0}, "timeout"),
         ({"interval": -1}, "interval"),
+        ({"refused_interval": 0}, "refused_interval"),
         ({"request_timeout": 0}, "request_timeout"),
         ({"log_lines": -1}, "log_lines"),
     ],
