@@ -85,7 +85,7 @@ class Runner:
     def median(self, source: Path, reps: int) -> Tuple[float, List[float], bytes, Dict[str, int]]:
         times: List[float] = []
         output, calls = b"", {}  # type: Tuple[bytes, Dict[str, int]]
-        for _ in range(reps):
+        for _rep in range(reps):
             elapsed, output, calls = self.once(source)
             times.append(elapsed)
         return statistics.median(times), times, output, calls
@@ -116,7 +116,7 @@ def same_data_static(listing: bytes, path: Path) -> Path:
         if body.get("children"):
             entry["children"] = {c: None for c in body["children"]}
         groups[name] = entry
-    everyone = {"hosts": {h: hv for h, hv in hostvars.items()}, "children": {g: groups[g] for g in groups}}
+    everyone = {"hosts": dict(hostvars), "children": dict(groups)}
     # yaml safe_dump with the C emitter when present; ansible reads it with its own loader
     dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
     path.write_text(yaml.dump({"all": everyone}, Dumper=dumper, default_flow_style=False, sort_keys=False))
@@ -181,7 +181,7 @@ def run_naive(harness: Harness, state: Dict[str, Any], cap: int) -> Dict[str, An
 def our_fetch(harness: Harness, reps: int) -> float:
     clients = SdkClients(config_file=harness.env["OCI_CONFIG_FILE"])
     times = []
-    for _ in range(reps):
+    for _rep in range(reps):
         start = time.perf_counter()
         fetch_inventory(clients, FetchOptions(regions=("all",)))
         times.append(time.perf_counter() - start)
@@ -254,8 +254,8 @@ def main() -> None:
         if r["n"] == 20000:
             verdicts.append("cold %.2f s (< 5: %s)" % (r["cold"], "PASS" if r["cold"] < 5.0 else "MISS"))
         print("  N=%d: %s" % (r["n"], ", ".join(verdicts)))
-    print("  call count flat with N: %s" % ("yes" if len({r["calls"] for r in results}) == 1 else
-                                              "no (%s)" % ", ".join(str(r["calls"]) for r in results)))  # fmt: skip
+    flat = len({r["calls"] for r in results}) == 1
+    print("  call count flat with N: %s" % ("yes" if flat else "no (%s)" % ", ".join(str(r["calls"]) for r in results)))
 
 
 if __name__ == "__main__":

@@ -92,10 +92,10 @@ class Wire(dict):
 
 def wire(value: Any) -> Any:
     """JSON objects (also inside lists) as `Wire`; anything else (SDK models, fakes, scalars) unchanged."""
-    if type(value) is dict:
-        return Wire(value)
-    if type(value) is list:
-        return [Wire(v) if type(v) is dict else v for v in value]
+    if isinstance(value, dict):
+        return value if isinstance(value, Wire) else Wire(value)
+    if isinstance(value, list):
+        return [Wire(v) if isinstance(v, dict) and not isinstance(v, Wire) else v for v in value]
     return value
 
 

@@ -20,8 +20,8 @@ def _short(text: Any, limit: int = 300) -> str:
 
 
 class Progress:
-    """Callable for ansible-runner's event_handler. Writes to `stream` (stderr by default); returns True so runner
-    keeps every event (its stats come from them)."""
+    """Called with each ansible-runner event (through the runner's collector, which decides what runner keeps).
+    Writes to `stream` (stderr by default)."""
 
     def __init__(self, stream: TextIO | None = None, show_skipped: bool = False, enabled: bool = True) -> None:
         self.stream = stream if stream is not None else sys.stderr
