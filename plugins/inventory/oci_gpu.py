@@ -291,7 +291,13 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 self.inventory.add_child(parent, child)
         if plan.duplicates:
             self.display.warning(
-                "oci_gpu: duplicate host names, named by OCID instead: %s" % ", ".join(plan.duplicates)
+                "oci_gpu: %d duplicate host names (addresses or names repeated across VCNs or regions), named by OCID "
+                "instead: %s%s"
+                % (
+                    len(plan.duplicates),
+                    ", ".join(plan.duplicates[:10]),
+                    ", ..." if len(plan.duplicates) > 10 else "",
+                )
             )
         for group, values in sorted(plan.group_vars.items()):
             self.inventory.add_group(group)
@@ -303,9 +309,9 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             for group in host.groups:
                 self.inventory.add_group(group)
                 self.inventory.add_host(name, group=group)
-            for key, value in make_unsafe(host.own_vars).items():
-                self.inventory.set_variable(name, key, value)
             hostvars = make_unsafe(host.hostvars)
+            for key in host.own_vars:
+                self.inventory.set_variable(name, key, hostvars[key])
             self._set_composite_vars(self.get_option("compose"), hostvars, name, strict=strict)
             self._add_host_to_composed_groups(self.get_option("groups"), hostvars, name, strict=strict)
             self._add_host_to_keyed_groups(self.get_option("keyed_groups"), hostvars, name, strict=strict)

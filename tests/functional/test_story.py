@@ -233,10 +233,23 @@ def _call(url: str, key: str | None, body: dict | None = None, timeout: float = 
         return exc.code, {}
 
 
+PROFILE_LINE = re.compile(r"^(.+?) -+ (\d+\.\d+)s$", re.MULTILINE)
+
+
 def _site(story, *args):
+    """site.yml as users run it, with ansible.posix.profile_tasks timing each task (issue 15: what a re-run spends)."""
     argv = [str(Path(sys.executable).with_name("ansible-playbook")), "site.yml", "-l", "a10",
             "-i", str(story["inventory"]), "-e", "@%s" % story["extra"], *args]  # fmt: skip
-    return _run(argv, story["env"])
+    env = dict(
+        story["env"], ANSIBLE_CALLBACKS_ENABLED="ansible.posix.profile_tasks", PROFILE_TASKS_TASK_OUTPUT_LIMIT="15"
+    )
+    return _run(argv, env)
+
+
+def _slowest(result) -> str:
+    """profile_tasks' summary: the slowest tasks of the run, slowest first."""
+    rows = PROFILE_LINE.findall(result.stdout.rsplit("PLAY RECAP", 1)[-1])
+    return "\n".join("  %7s s  %s" % (seconds, name.strip()) for name, seconds in rows)
 
 
 def test_site_converges_over_ssh_as_ubuntu(story):
@@ -245,6 +258,7 @@ def test_site_converges_over_ssh_as_ubuntu(story):
     result = _site(story, "-e", "oci_vllm_serial=100%")
     story["timings"]["first converge"] = result.seconds
     print("site.yml first converge: %.0f s; SSH ready after %s" % (result.seconds, story["ssh_seconds"]))
+    print("slowest tasks of the first converge:\n" + _slowest(result))
     assert result.returncode == 0, _tail(result)
     recap = _recap(result.stdout)
     # The inventory plugin found exactly the two A10 hosts, by the private IPs OCI gives them; the VM.Standard is out.
@@ -345,7 +359,11 @@ def test_front_denies_every_route_and_method_but_the_listed_ones_from_another_ho
 def test_second_run_changes_nothing(story):
     result = _site(story, "-e", "oci_vllm_serial=100%")
     story["timings"]["converged re-run"] = result.seconds
-    print("site.yml re-run: %.0f s (first converge %.0f s)" % (result.seconds, story["timings"]["first converge"]))
+    first = story["timings"]["first converge"]
+    print(
+        "site.yml re-run: %.0f s (first converge %.0f s, ratio %.2f)" % (result.seconds, first, result.seconds / first)
+    )
+    print("slowest tasks of the converged re-run:\n" + _slowest(result))
     assert result.returncode == 0, _tail(result)
     recap = _recap(result.stdout)
     assert len(recap) == 2 and all(r["changed"] == 0 and r["failed"] == 0 for r in recap.values()), recap
