@@ -233,6 +233,7 @@ def _call(url: str, key: str | None, body: dict | None = None, timeout: float = 
         return exc.code, {}
 
 
+SMOKE_CALLS = "Call /v1/models, /v1/completions and /v1/chat/completions"
 PROFILE_LINE = re.compile(r"^(.+?) -+ (\d+\.\d+)s$", re.MULTILINE)
 
 
@@ -267,6 +268,7 @@ def test_site_converges_over_ssh_as_ubuntu(story):
     # Every task ran as `ubuntu` over SSH; root came from become, not from the connection.
     assert "ubuntu" in story["hosts"]["story-a10-jammy"].ssh("id -un").stdout
     assert "GPU roles (nvidia_driver, container_toolkit) run" in result.stdout
+    assert SMOKE_CALLS in result.stdout  # the container was created: the seed's three calls ran
 
 
 def test_seed_calls_from_the_control_node_at_each_inventory_address(story):
@@ -367,6 +369,8 @@ def test_second_run_changes_nothing(story):
     assert result.returncode == 0, _tail(result)
     recap = _recap(result.stdout)
     assert len(recap) == 2 and all(r["changed"] == 0 and r["failed"] == 0 for r in recap.values()), recap
+    # Nothing changed: the smoke calls are left to the health gate (which asks through the front every run).
+    assert SMOKE_CALLS not in result.stdout and "Health gate - the model is listed and generating" in result.stdout
 
 
 def _reachable(ip: str, key: str, timeout: float, ca: Path) -> bool:
