@@ -20,6 +20,7 @@ from .inventory import host_rows, list_inventory
 from .plan import add_plan_parser, cmd_plan
 from .progress import Progress
 from .project import Project, find_project
+from .provision import add_provision_parser, cmd_provision
 from .runner import RunResult, run_playbook
 from .secrets import Secrets, load_secrets, read_secret_file
 
@@ -57,10 +58,8 @@ def _inventory_opts() -> Parser:
 
 
 def _run_opts() -> Parser:
-    p = Parser(add_help=False)
+    p = Parser(add_help=False, parents=[_artifact_opts()])
     p.add_argument("-l", "--limit", help="host pattern, e.g. a10, shape_BM_GPU_A10_4, a host name")
-    p.add_argument("--keep-artifacts", action="store_true", help="keep ansible-runner's private data dir (printed)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no live progress on stderr")
     return p
 
 
@@ -120,7 +119,15 @@ def build_parser() -> Parser:
     chat.add_argument("message", nargs="?", default=SEED_CHAT, help=f"default: {SEED_CHAT!r}")
     chat.add_argument("--max-tokens", type=int, default=128)
     add_plan_parser(sub, [common])
+    add_provision_parser(sub, [common, inv, _artifact_opts()])
     return parser
+
+
+def _artifact_opts() -> Parser:
+    p = Parser(add_help=False)
+    p.add_argument("--keep-artifacts", action="store_true", help="keep ansible-runner's private data dir (printed)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no live progress on stderr")
+    return p
 
 
 # ---------------------------------------------------------------- validation (before anything runs)
@@ -449,6 +456,7 @@ COMMANDS = {
     "complete": cmd_complete,
     "chat": cmd_chat,
     "plan": cmd_plan,
+    "provision": lambda args, project: cmd_provision(args, project, validate_inventory(args.inventory)),
 }
 
 

@@ -33,6 +33,8 @@ class RunResult:
     # host -> what its validation refused (custom stats `oci_vllm_invalid`, set by site.yml's validation play)
     invalid: dict[str, list[str]] = field(default_factory=dict)
     private_data_dir: str | None = None  # set when kept
+    # every custom stat of the run by name (global ones, e.g. provision.yml's `oci_vllm_provision`)
+    custom_stats: dict[str, Any] = field(default_factory=dict)
 
     @property
     def exit_code(self) -> ExitCode:
@@ -85,6 +87,7 @@ class _Collector:
         self.failures: list[dict[str, str]] = []
         self.reported: dict[str, dict[str, Any]] = {}
         self.invalid: dict[str, list[str]] = {}
+        self.custom_stats: dict[str, Any] = {}
 
     def __call__(self, event: dict[str, Any]) -> bool:
         kind = event.get("event", "")
@@ -101,6 +104,7 @@ class _Collector:
             )
         if kind == "playbook_on_stats":
             artifact = data.get("artifact_data") or {}
+            self.custom_stats.update(artifact)
             status = artifact.get(STATUS_STATS) or {}
             self.reported.update({str(host): info for host, info in status.items() if isinstance(info, dict)})
             invalid = artifact.get(INVALID_STATS) or {}
@@ -187,6 +191,7 @@ def run_playbook(
             failures=collector.failures,
             reported=collector.reported,
             invalid=collector.invalid,
+            custom_stats=collector.custom_stats,
             private_data_dir=private_data_dir if keep_artifacts else None,
         )
     finally:

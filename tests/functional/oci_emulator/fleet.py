@@ -86,7 +86,7 @@ def ensure_subnet(state: dict[str, Any], region: str, comp: str) -> dict[str, An
     return subnet
 
 
-def _add_vnic(state, region, inst, subnet, public, reserved, primary_vnic, created):
+def add_vnic(state, region, inst, subnet, public, reserved, primary_vnic, created):
     n = subnet["_next"]
     subnet["_next"] += 1
     address = "10.%d.%d.%d" % (subnet["_index"], n // 250, n % 250 + 2)
@@ -210,10 +210,56 @@ def add_instance(
     }
     state["instances"][region].append(inst)
     subnet = ensure_subnet(state, region, comp)
-    _add_vnic(state, region, inst, subnet, public, reserved, True, "2026-11-01T10:00:01.000Z")
+    add_vnic(state, region, inst, subnet, public, reserved, True, "2026-11-01T10:00:01.000Z")
     if secondary_vnic:
-        _add_vnic(state, region, inst, subnet, False, False, False, "2026-11-01T11:00:00.000Z")
+        add_vnic(state, region, inst, subnet, False, False, False, "2026-11-01T11:00:00.000Z")
     return inst
+
+
+def add_image(
+    state: dict[str, Any],
+    region: str,
+    name: str,
+    operating_system: str,
+    version: str,
+    created: str,
+    shapes: list[str] | None = None,
+) -> dict[str, Any]:
+    """A platform image (compartmentId null, as OCI's own images); `shapes` limits the shapes it lists for."""
+    image = {
+        "id": ocid("image", region, name.lower().replace("-", "").replace(".", "")),
+        "compartmentId": None,
+        "displayName": name,
+        "operatingSystem": operating_system,
+        "operatingSystemVersion": version,
+        "lifecycleState": "AVAILABLE",
+        "timeCreated": created,
+        "launchMode": "NATIVE",
+        "sizeInMBs": 47694,
+        "billableSizeInGBs": 4,
+        "freeformTags": {},
+        "definedTags": {},
+        "_shapes": list(shapes or []),
+    }
+    state.setdefault("images", {}).setdefault(region, []).append(image)
+    return image
+
+
+def add_platform_images(state: dict[str, Any], region: str) -> None:
+    """Ubuntu 22.04 (two builds and a newer Minimal build for CPU shapes only), Ubuntu 24.04 and an Oracle Linux 8 GPU
+    build, named as OCI names them."""
+    add_image(
+        state, region, "Canonical-Ubuntu-22.04-2026.09.30-0", "Canonical Ubuntu", "22.04", "2026-10-02T10:00:00.000Z"
+    )
+    add_image(
+        state, region, "Canonical-Ubuntu-22.04-2026.10.30-0", "Canonical Ubuntu", "22.04", "2026-11-01T09:00:00.000Z"
+    )
+    add_image(state, region, "Canonical-Ubuntu-22.04-Minimal-2026.10.30-0", "Canonical Ubuntu", "22.04",
+              "2026-11-02T09:00:00.000Z", shapes=["VM.Standard.E4.Flex"])  # fmt: skip
+    add_image(
+        state, region, "Canonical-Ubuntu-24.04-2026.10.30-0", "Canonical Ubuntu", "24.04", "2026-11-01T08:00:00.000Z"
+    )
+    add_image(state, region, "Oracle-Linux-8.10-Gen2-GPU-2026.10.30-0", "Oracle Linux", "8", "2026-11-01T07:00:00.000Z")
 
 
 def build_fleet(

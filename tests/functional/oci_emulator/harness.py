@@ -176,6 +176,7 @@ class Harness:
 
     def apply_env(self) -> None:
         os.environ.update(self.env)
+        reread_default_realm()
 
     def admin(self, path: str) -> dict[str, Any]:
         import requests
@@ -196,11 +197,22 @@ class Harness:
             self.admin("/_emulator/reset")
 
     def close(self) -> None:
+        reread_default_realm()
         if self.emulator is not None:
             self.emulator.stop()
         if self.process is not None:
             self.process.terminate()
             self.process.wait(timeout=10)
+
+
+def reread_default_realm() -> None:
+    """The SDK reads OCI_DEFAULT_REALM once per process (oci.regions caches the source): a test module's emulator
+    domain would otherwise stick to the in-process SDK calls of the next module."""
+    try:
+        import oci
+    except ImportError:
+        return
+    oci.regions._set_source_has_been_read(oci.regions.ExternalSources.SECOND_LEVEL_DOMAIN_FALLBACK, False)
 
 
 def wait_port(address: str, port: int = 443, timeout: float = 5.0) -> None:

@@ -1,9 +1,12 @@
-"""HTTPS server answering the OCI identity and core (compute, virtual network) calls the inventory uses.
+"""HTTPS server answering the OCI identity and core (compute, virtual network) calls the inventory uses, and the
+launch/terminate side the gpu_instances module uses (compute.py).
 
 Faithful where the SDK can tell: camelCase JSON bodies, `limit`/`page` query parameters with the `opc-next-page`
 header, `opc-request-id`, error bodies `{"code", "message"}` (404 NotAuthorizedOrNotFound for an inaccessible
 compartment, 429 TooManyRequests when throttling is injected), and RSA request signatures verified against the
-test user's public key. Emulated latency is added to every request. Admin paths `/_emulator/*` read and reset counters.
+test user's public key: every request must sign (request-target), host and date; a request with a body must also sign
+content-type, content-length and x-content-sha256, and the hash must be the body's. Emulated latency is added to every
+request. Admin paths `/_emulator/*` read and reset counters.
 
 Run standalone (used by the benchmark so the server gets its own process):
   python -m oci_emulator.server --state fleet.json --domain D --address A --cert C --key K --public-key P --latency S
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import hashlib
 import json
 import re
 import socket
@@ -31,13 +35,12 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 
+from .compute import ComputeWrites
+from .compute import ServiceError as ApiError
+
 API = "/20160918"
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str):
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+SIGNED_ALWAYS = {"(request-target)", "host", "date"}
+SIGNED_WITH_BODY = {"content-type", "content-length", "x-content-sha256"}
 
 
 class Emulator:
@@ -62,6 +65,8 @@ class Emulator:
         self.lock = threading.Lock()
         self.public_key: Any = serialization.load_pem_public_key(public_key_pem) if public_key_pem else None
         self.bad_signatures = 0
+        self.methods: Counter = Counter()  # HTTP method -> requests that reached an operation
+        self.compute = ComputeWrites(state, self.lock)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(certfile, keyfile)
         emulator = self
@@ -93,6 +98,7 @@ class Emulator:
     def reset_calls(self) -> None:
         with self.lock:
             self.calls.clear()
+            self.methods.clear()
 
     def total_calls(self) -> int:
         with self.lock:
@@ -123,15 +129,27 @@ class Emulator:
         )
         return chunk, token
 
-    def verify_signature(self, handler: BaseHTTPRequestHandler) -> None:
+    def verify_signature(self, handler: BaseHTTPRequestHandler, body: bytes | None = None) -> None:
         if self.public_key is None:
             return
         header = handler.headers.get("authorization") or ""
         fields = dict(re.findall(r'(\w+)="([^"]*)"', header))
         if not header.startswith("Signature ") or "signature" not in fields or fields.get("algorithm") != "rsa-sha256":
             raise ApiError(401, "NotAuthenticated", "Missing or malformed Authorization header")
+        signed = fields.get("headers", "").split()
+        required = SIGNED_ALWAYS | (SIGNED_WITH_BODY if body is not None else set())
+        if not required <= set(signed):
+            raise ApiError(401, "NotAuthenticated", "headers not signed: " + ", ".join(sorted(required - set(signed))))
+        if body is not None:
+            digest = base64.b64encode(hashlib.sha256(body).digest()).decode()
+            if handler.headers.get("x-content-sha256") != digest or handler.headers.get("content-length") != str(
+                len(body)
+            ):
+                with self.lock:
+                    self.bad_signatures += 1
+                raise ApiError(401, "NotAuthenticated", "x-content-sha256 or content-length does not match the body")
         lines = []
-        for name in fields.get("headers", "").split():
+        for name in signed:
             if name == "(request-target)":
                 lines.append("(request-target): %s %s" % (handler.command.lower(), handler.path))
             else:
@@ -153,7 +171,18 @@ class Emulator:
             ) from exc
 
     # --- routing -----------------------------------------------------------------------------------------------
-    def route(self, host: str, path: str, query: dict[str, str]) -> tuple[str, Any, str | None]:
+    @staticmethod
+    def write_operation(method: str, path: str) -> str | None:
+        """The operation of a POST/DELETE (known before it runs, so throttling refuses it without doing it)."""
+        if method == "POST" and path == API + "/instances":
+            return "LaunchInstance"
+        if method == "DELETE" and re.fullmatch(API + r"/instances/[^/]+", path):
+            return "TerminateInstance"
+        return None
+
+    def route(
+        self, host: str, path: str, query: dict[str, str], method: str = "GET", body: Any = None
+    ) -> tuple[str, Any, str | None]:
         """(operation name, JSON body, next page token)."""
         host = host.split(":")[0]
         if host.endswith(".oci." + self.domain) and host.startswith("identity."):
@@ -162,8 +191,23 @@ class Emulator:
             region = host[len("iaas.") : -len("." + self.domain)]
             if region not in self.state["instances"]:
                 raise ApiError(404, "NotFound", "unknown region " + region)
+            if method != "GET":
+                return self.core_write(region, method, path, query, body)
             return self.core(region, path, query)
         raise ApiError(404, "NotFound", "unknown host " + host)
+
+    def core_write(
+        self, region: str, method: str, path: str, query: dict[str, str], body: Any
+    ) -> tuple[str, Any, None]:
+        operation = self.write_operation(method, path)
+        if operation == "LaunchInstance":
+            self.check_compartment((body or {}).get("compartmentId") if isinstance(body, dict) else None)
+            return operation, self.compute.launch(region, body), None
+        if operation == "TerminateInstance":
+            preserve = query.get("preserveBootVolume", "false") == "true"
+            self.compute.terminate(region, path.rsplit("/", 1)[1], preserve)
+            return operation, None, None
+        raise ApiError(404, "NotFound", "no such core path %s %s" % (method, path))
 
     def identity(self, region: str, path: str, query: dict[str, str]) -> tuple[str, Any, str | None]:
         tenancy = self.state["tenancy"]
@@ -172,6 +216,13 @@ class Emulator:
             return "ListRegionSubscriptions", self.state["regions"], None
         if path == "%s/tenancies/%s" % (API, tenancy["id"]):
             return "GetTenancy", tenancy, None
+        if path == API + "/availabilityDomains":
+            self.check_compartment(query.get("compartmentId"))
+            return (
+                "ListAvailabilityDomains",
+                self.compute.list_availability_domains(region, query["compartmentId"]),
+                None,
+            )
         if path == API + "/compartments":
             parent = query.get("compartmentId")
             if parent != tenancy["id"]:
@@ -238,6 +289,10 @@ class Emulator:
             ]
             chunk, token = self.page(found, query)
             return "ListPublicIps", chunk, token
+        if path == API + "/images":
+            self.check_compartment(query.get("compartmentId"))
+            chunk, token = self.page(self.compute.list_images(region, query), query)
+            return "ListImages", chunk, token
         if path == API + "/subnets":
             self.check_compartment(query.get("compartmentId"))
             found = [
@@ -254,6 +309,7 @@ class Emulator:
                 return "GetVnic", st["vnics"][region][rid], None
             for inst in st["instances"][region] if kind == "instances" else []:
                 if inst["id"] == rid:
+                    self.compute.advance(inst, region)
                     return "GetInstance", inst, None
             raise ApiError(404, "NotAuthorizedOrNotFound", "Authorization failed or requested resource not found.")
         raise ApiError(404, "NotFound", "no such core path " + path)
@@ -261,9 +317,10 @@ class Emulator:
     def admin(self, path: str) -> Any:
         with self.lock:
             if path == "/_emulator/stats":
-                return {"calls": dict(self.calls), "bad_signatures": self.bad_signatures}
+                return {"calls": dict(self.calls), "bad_signatures": self.bad_signatures, "methods": dict(self.methods)}
             if path == "/_emulator/reset":
                 self.calls.clear()
+                self.methods.clear()
                 return {"calls": {}}
         raise ApiError(404, "NotFound", path)
 
@@ -281,35 +338,77 @@ class _Handler(BaseHTTPRequestHandler):
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def do_GET(self) -> None:
+        self.serve("GET")
+
+    def do_POST(self) -> None:
+        self.serve("POST")
+
+    def do_DELETE(self) -> None:
+        self.serve("DELETE")
+
+    def _throttled(self, operation: str) -> bool:
+        emu = self.emulator
+        with emu.lock:
+            emu.calls[operation] += 1
+            emu.methods[self.command] += 1
+            throttled = emu.throttles.get(operation, 0) > 0
+            if throttled:
+                emu.throttles[operation] -= 1
+        return throttled
+
+    def serve(self, method: str) -> None:
         emu = self.emulator
         request_id = self.headers.get("opc-request-id") or uuid.uuid4().hex
         split = urlsplit(self.path)
         query = {k: v[0] for k, v in parse_qs(split.query).items()}
         headers = {"opc-request-id": request_id}
         operation = "Unknown"
+        raw = self.rfile.read(int(self.headers.get("content-length") or 0)) if method == "POST" else None
         try:
             if split.path.startswith("/_emulator/"):
                 body, status = emu.admin(split.path), 200
-            else:
+            elif method == "GET":
                 if emu.latency:
                     time.sleep(emu.latency)
                 emu.verify_signature(self)
                 operation, body, token = emu.route(self.headers.get("host", ""), split.path, query)
-                with emu.lock:
-                    emu.calls[operation] += 1
-                    throttled = emu.throttles.get(operation, 0) > 0
-                    if throttled:
-                        emu.throttles[operation] -= 1
-                if throttled:
+                if self._throttled(operation):
                     raise ApiError(429, "TooManyRequests", "Too many requests for the tenant")
                 status = 200
                 if token:
                     headers["opc-next-page"] = token
+            else:
+                if emu.latency:
+                    time.sleep(emu.latency)
+                emu.verify_signature(self, raw)
+                known = emu.write_operation(method, split.path)
+                if known is None:
+                    raise ApiError(404, "NotFound", "no such path %s %s" % (method, split.path))
+                operation = known
+                if self._throttled(operation):  # refused before it runs: a throttled launch creates nothing
+                    raise ApiError(429, "TooManyRequests", "Too many requests for the tenant")
+                try:
+                    data = json.loads(raw) if raw else None
+                except ValueError as exc:
+                    raise ApiError(400, "InvalidParameter", "body is not JSON") from exc
+                operation, body, _token = emu.route(self.headers.get("host", ""), split.path, query, method, data)
+                status = 200 if body is not None else 204
+                if body is not None:
+                    headers["etag"] = uuid.uuid4().hex
+                    headers["opc-work-request-id"] = "ocid1.coreservicesworkrequest.oc1..emu" + request_id[:12]
         except ApiError as err:
             if err.status != 429 and operation == "Unknown":
                 with emu.lock:
                     emu.calls["Error%d" % err.status] += 1
             status, body = err.status, {"code": err.code, "message": err.message}
+        if status == 204:
+            self.send_response(204)
+            self.send_header("Date", formatdate(usegmt=True))
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         payload = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
