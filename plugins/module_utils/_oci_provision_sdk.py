@@ -6,8 +6,9 @@ see "Out of host capacity" at once rather than after the SDK's 5xx retries)."""
 
 from __future__ import annotations
 
-from os.path import expanduser
 from typing import Any, Callable, Dict, List, Optional
+
+from ._oci_auth import oci_auth
 
 try:
     import oci
@@ -29,22 +30,7 @@ class OciApi:
         region: Optional[str] = None,
         timeout: float = 60.0,
     ):
-        if auth_type == "instance_principal":
-            signer = oci.auth.signers.InstancePrincipalsSecurityTokenSigner()
-            config: Dict[str, Any] = {"region": region or signer.region}
-        else:
-            # The path is passed explicitly: from_file() would prefer ~/.oci/config over OCI_CONFIG_FILE otherwise.
-            config = oci.config.from_file(file_location=expanduser(config_file), profile_name=profile)
-            signer = oci.signer.Signer(
-                tenancy=config["tenancy"],
-                user=config["user"],
-                fingerprint=config["fingerprint"],
-                private_key_file_location=config.get("key_file"),
-                pass_phrase=config.get("pass_phrase"),
-                private_key_content=config.get("key_content"),
-            )
-            if region:
-                config["region"] = region
+        config, signer = oci_auth(oci, auth_type, config_file, profile, region)
         self.region = config["region"]
         kwargs = {"signer": signer, "timeout": (10.0, float(timeout)), "skip_deserialization": True}
         self.compute = oci.core.ComputeClient(config, **kwargs)

@@ -27,9 +27,9 @@ from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed, wait
 from datetime import datetime
 from functools import partial
-from os.path import expanduser
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Set, Tuple
 
+from ..module_utils._oci_auth import oci_auth
 from ._oci_gpu_hosts import Filters, instance_selected
 from ._oci_tls import share_tls_context
 
@@ -442,24 +442,8 @@ class SdkClients:
         import oci  # the plugin checks the import first and reports a missing SDK clearly
 
         self._oci = oci
-        if auth_type == "instance_principal":
-            self._signer = oci.auth.signers.InstancePrincipalsSecurityTokenSigner()
-            self._config: Dict[str, Any] = {"region": region or self._signer.region}
-            self.tenancy = tenancy or self._signer.tenancy_id
-        else:
-            # Pass the path explicitly: from_file() would prefer ~/.oci/config over OCI_CONFIG_FILE otherwise.
-            self._config = oci.config.from_file(file_location=expanduser(config_file), profile_name=profile)
-            self._signer = oci.signer.Signer(
-                tenancy=self._config["tenancy"],
-                user=self._config["user"],
-                fingerprint=self._config["fingerprint"],
-                private_key_file_location=self._config.get("key_file"),
-                pass_phrase=self._config.get("pass_phrase"),
-                private_key_content=self._config.get("key_content"),
-            )
-            self.tenancy = tenancy or self._config["tenancy"]
-            if region:
-                self._config["region"] = region
+        self._config, self._signer = oci_auth(oci, auth_type, config_file, profile, region)
+        self.tenancy = tenancy or self._config["tenancy"]
         self.default_region = self._config["region"]
         self.call_kwargs = {"retry_strategy": oci.retry.NoneRetryStrategy()}
         self._timeout = (10.0, float(timeout))
