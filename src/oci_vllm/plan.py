@@ -20,8 +20,6 @@ from typing import Any
 from .errors import BadInput, ExitCode
 from .project import Project
 
-_PACKAGE = "oci_vllm._collection_plugin_utils"
-
 
 def add_plan_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     """Register `plan` on the CLI's subparsers."""
@@ -38,14 +36,24 @@ def add_plan_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     p.add_argument("--config", help="the model's config.json (for a model the planner's catalogue lacks)")
 
 
+def load_collection_module(project: Project, folder: str, name: str) -> ModuleType:
+    """Module `name` of `project`'s checkout under plugins/<folder> (plugin_utils, module_utils), loaded as a private
+    package of this one (stdlib-only files: no Ansible import needed)."""
+    package_name = f"oci_vllm._collection_{folder}"
+    package = sys.modules.get(package_name)
+    if package is None:
+        package = ModuleType(package_name)
+        package.__path__ = [str(project.root / "plugins" / folder)]
+        sys.modules[package_name] = package
+    return importlib.import_module(f"{package_name}.{name}")
+
+
 def load_planner(project: Project) -> tuple[ModuleType, ModuleType]:
     """The planner and shape-table modules of `project`'s checkout."""
-    package = sys.modules.get(_PACKAGE)
-    if package is None:
-        package = ModuleType(_PACKAGE)
-        package.__path__ = [str(project.root / "plugins" / "plugin_utils")]
-        sys.modules[_PACKAGE] = package
-    return importlib.import_module(_PACKAGE + "._vllm_plan"), importlib.import_module(_PACKAGE + "._oci_gpu_shapes")
+    return (
+        load_collection_module(project, "plugin_utils", "_vllm_plan"),
+        load_collection_module(project, "plugin_utils", "_oci_gpu_shapes"),
+    )
 
 
 def _read_config(path: str | None) -> dict[str, Any] | None:

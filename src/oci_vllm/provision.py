@@ -8,17 +8,15 @@ The play's result comes through its custom stats `oci_vllm_provision` (the stabl
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import math
 import os
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from .errors import BadInput, ExitCode, OciVllmError
-from .plan import load_planner
+from .plan import load_collection_module, load_planner
 from .progress import Progress
 from .project import Project
 from .runner import run_playbook
@@ -26,7 +24,6 @@ from .runner import run_playbook
 PROVISION_STATS = "oci_vllm_provision"
 SYSTEM_GB = 100  # OS, NVIDIA driver and CUDA libraries, Docker, the vLLM image unpacked and its layers while pulling
 WEIGHTS_HEADROOM = 1.5  # the Hugging Face cache holds the checkpoint; room for one more revision's changed files
-_LOGIC_PACKAGE = "oci_vllm._collection_module_utils"
 # The module's parameter names as the CLI spells them, for the module's own validation messages.
 _OPTIONS = {
     "name": "--name", "compartment_id": "--compartment", "count": "--count", "shape": "--shape",
@@ -74,12 +71,7 @@ def add_provision_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> No
 def provision_logic(project: Project) -> ModuleType:
     """The gpu_instances module's logic (plugins/module_utils/_oci_provision.py, stdlib only) of `project`'s
     checkout: its limits and validation are the CLI's, so each rule lives once."""
-    package = sys.modules.get(_LOGIC_PACKAGE)
-    if package is None:
-        package = ModuleType(_LOGIC_PACKAGE)
-        package.__path__ = [str(project.root / "plugins" / "module_utils")]
-        sys.modules[_LOGIC_PACKAGE] = package
-    return importlib.import_module(_LOGIC_PACKAGE + "._oci_provision")
+    return load_collection_module(project, "module_utils", "_oci_provision")
 
 
 def boot_volume_gb(project: Project, model: str) -> tuple[int, str]:
