@@ -41,9 +41,9 @@ from oci_emulator.inventory_run import ensure_collection_loader, write_config  #
 
 ensure_collection_loader()
 
+from ansible_collections.oci_gpu.vllm.plugins.plugin_utils._oci_gpu_clients import SdkClients  # noqa: E402
 from ansible_collections.oci_gpu.vllm.plugins.plugin_utils._oci_gpu_fetch import (  # noqa: E402
     FetchOptions,
-    SdkClients,
     fetch_inventory,
 )
 from ansible_collections.oci_gpu.vllm.plugins.plugin_utils._oci_gpu_hosts import (  # noqa: E402

@@ -53,11 +53,12 @@ step "oci-vllm hosts / status"
 step "oci-vllm models            (GET /v1/models)"
 "$oci_vllm" models -i inventory/demo
 
-step "oci-vllm complete 'A GPU is a'            (POST /v1/completions)"
-"$oci_vllm" complete -i inventory/demo "A GPU is a"
+# complete and chat send the seed's prompts by default (src/oci_vllm/api.py: SEED_PROMPT, SEED_CHAT).
+step "oci-vllm complete          (POST /v1/completions, the seed's prompt)"
+"$oci_vllm" complete -i inventory/demo
 
-step "oci-vllm chat 'Which GPU models are available on Oracle Cloud Infrastructure?'            (POST /v1/chat/completions)"
-"$oci_vllm" chat -i inventory/demo "Which GPU models are available on Oracle Cloud Infrastructure?"
+step "oci-vllm chat              (POST /v1/chat/completions, the seed's question)"
+"$oci_vllm" chat -i inventory/demo
 
 cat <<EOT
 

@@ -157,16 +157,14 @@ cache_timeout: 300
 """
 
 import importlib.util  # noqa: E402
-import re  # noqa: E402
 
 from ansible.errors import AnsibleError, AnsibleParserError  # noqa: E402
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable  # noqa: E402
-from ansible.utils.unsafe_proxy import wrap_var  # noqa: E402
+from ansible_collections.oci_gpu.vllm.plugins.plugin_utils._oci_gpu_clients import SdkClients  # noqa: E402
 from ansible_collections.oci_gpu.vllm.plugins.plugin_utils._oci_gpu_fetch import (  # noqa: E402
     FetchError,
     FetchOptions,
     FetchResult,
-    SdkClients,
     fetch_inventory,
 )
 from ansible_collections.oci_gpu.vllm.plugins.plugin_utils._oci_gpu_hosts import (  # noqa: E402
@@ -174,21 +172,7 @@ from ansible_collections.oci_gpu.vllm.plugins.plugin_utils._oci_gpu_hosts import
     Filters,
     plan_inventory,
 )
-
-_TEMPLATE_CHARS = re.compile(r"[{}]")
-
-
-def make_unsafe(value):
-    """Mark remote strings unsafe so they are never templated. Only strings with template characters need the mark,
-    and skipping the others keeps a 2,000-host inventory fast."""
-    if isinstance(value, str):
-        return wrap_var(value) if _TEMPLATE_CHARS.search(value) else value
-    if isinstance(value, dict):
-        return {make_unsafe(k): make_unsafe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [make_unsafe(v) for v in value]
-    return value
-
+from ansible_collections.oci_gpu.vllm.plugins.plugin_utils._unsafe import make_unsafe  # noqa: E402
 
 HAS_OCI = importlib.util.find_spec("oci") is not None
 

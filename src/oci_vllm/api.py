@@ -13,6 +13,9 @@ from urllib.parse import urlsplit
 
 from .errors import BadInput, EndpointError, EndpointUnreachable
 
+# The seed's prompts (the tutorial's two POST bodies): `oci-vllm complete` and `oci-vllm chat` send them by default.
+SEED_PROMPT = "A GPU is a"
+SEED_CHAT = "Which GPU models are available on Oracle Cloud Infrastructure?"
 DEFAULT_COMPLETION = {"max_tokens": 128, "temperature": 0.7}
 DEFAULT_CHAT = {"max_tokens": 128}
 

@@ -2,50 +2,29 @@
 
 from __future__ import annotations
 
-import re
-import shutil
-import tempfile
 from typing import Any
 
 import ansible_runner
 
 from .errors import OciVllmError
 from .project import Project
-from .secrets import scrubbed_environ
+from .runner import ansible_error, runner_context
 
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # Groups that site.yml deploys to.
 VLLM_GROUPS = ("oci_gpu", "vllm_servers")
 
 
 def list_inventory(project: Project, inventory: str | None) -> dict[str, Any]:
-    private_data_dir = tempfile.mkdtemp(prefix="oci-vllm-inv-")
-    env = project.ansible_env()
-    try:
-        with scrubbed_environ():
-            out, err = ansible_runner.get_inventory(
-                action="list",
-                inventories=[inventory] if inventory else [],
-                response_format="json",
-                private_data_dir=private_data_dir,
-                project_dir=str(project.root),
-                envvars=env,
-                suppress_env_files=True,
-                quiet=True,
-            )
-    finally:
-        shutil.rmtree(private_data_dir, ignore_errors=True)
+    with runner_context(project, "oci-vllm-inv-") as common:
+        out, err = ansible_runner.get_inventory(
+            action="list",
+            inventories=[inventory] if inventory else [],
+            response_format="json",
+            **common,
+        )
     if not isinstance(out, dict):
         raise OciVllmError(f"ansible-inventory failed: {ansible_error(str(err)) or 'no output'}")
     return out
-
-
-def ansible_error(text: str) -> str:
-    """The lines of Ansible's output that say what went wrong: [ERROR] and the first failed-to-parse warning."""
-    lines = [_ANSI.sub("", line).strip() for line in text.splitlines()]
-    first_parse = next((line for line in lines if line.startswith("[WARNING]: Failed to parse")), "")
-    errors = [line for line in lines if line.startswith(("[ERROR]", "ERROR!"))]
-    return " | ".join([x for x in [first_parse, *errors] if x])[:1200]
 
 
 def _group_hosts(data: dict[str, Any], group: str, seen: set[str] | None = None) -> set[str]:

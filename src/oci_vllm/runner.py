@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 import shutil
 import tempfile
@@ -15,11 +16,39 @@ import ansible_runner
 import pexpect
 
 from .errors import ExitCode
-from .inventory import ansible_error
 from .project import Project
 from .secrets import Secrets, scrubbed_environ, secret_vars_file
 
 EventHandler = Callable[[dict[str, Any]], bool]
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+@contextmanager
+def runner_context(project: Project, prefix: str, keep: bool = False) -> Iterator[dict[str, Any]]:
+    """The arguments every ansible-runner call here shares: a fresh private data dir (removed afterwards unless kept),
+    this checkout's project dir and Ansible environment, no env files, no output of its own. Secret-looking
+    variables are out of os.environ meanwhile: ansible-runner records the environment."""
+    private_data_dir = tempfile.mkdtemp(prefix=prefix)
+    try:
+        with scrubbed_environ():
+            yield {
+                "private_data_dir": private_data_dir,
+                "project_dir": str(project.root),
+                "envvars": project.ansible_env(),
+                "suppress_env_files": True,
+                "quiet": True,
+            }
+    finally:
+        if not keep:
+            shutil.rmtree(private_data_dir, ignore_errors=True)
+
+
+def ansible_error(text: str) -> str:
+    """The lines of Ansible's output that say what went wrong: [ERROR] and the first failed-to-parse warning."""
+    lines = [_ANSI.sub("", line).strip() for line in text.splitlines()]
+    first_parse = next((line for line in lines if line.startswith("[WARNING]: Failed to parse")), "")
+    errors = [line for line in lines if line.startswith(("[ERROR]", "ERROR!"))]
+    return " | ".join([x for x in [first_parse, *errors] if x])[:1200]
 
 
 @dataclass
@@ -161,29 +190,25 @@ def run_playbook(
     keep_artifacts: bool = False,
     runner_kwargs: dict[str, Any] | None = None,
 ) -> RunResult:
-    private_data_dir = tempfile.mkdtemp(prefix="oci-vllm-run-")
     collector = _Collector(event_handler, keep_all=keep_artifacts)
-    try:
-        with secret_vars_file(secrets or Secrets()) as secrets_file, scrubbed_environ(), _reads_without_delay():
-            result = ansible_runner.run(
-                private_data_dir=private_data_dir,
-                project_dir=str(project.root),
-                playbook=str(playbook),
-                inventory=inventory,
-                limit=limit,
-                cmdline=build_cmdline(extra_vars, secrets_file, check),
-                envvars=project.ansible_env(),
-                verbosity=verbosity or None,
-                suppress_env_files=True,
-                quiet=True,
-                event_handler=collector,
-                **(runner_kwargs or {}),
-            )
+    context = runner_context(project, "oci-vllm-run-", keep=keep_artifacts)
+    with secret_vars_file(secrets or Secrets()) as secrets_file, context as common, _reads_without_delay():
+        result = ansible_runner.run(
+            playbook=str(playbook),
+            inventory=inventory,
+            limit=limit,
+            cmdline=build_cmdline(extra_vars, secrets_file, check),
+            verbosity=verbosity or None,
+            event_handler=collector,
+            **common,
+            **(runner_kwargs or {}),
+        )
         if result.stats is None and result.status != "successful":
             # No play ran (inventory or playbook error): Ansible said why on its output only.
             with result.stdout as out, result.stderr as err:
                 why = ansible_error(out.read() + "\n" + err.read())
             collector.failures.append({"host": "", "task": "", "kind": "error", "msg": why or f"rc={result.rc}"})
+        # Still inside: runner reads the stats from the private data dir, which is removed on leaving.
         return RunResult(
             status=str(result.status),
             rc=int(result.rc if result.rc is not None else 1),
@@ -192,8 +217,5 @@ def run_playbook(
             reported=collector.reported,
             invalid=collector.invalid,
             custom_stats=collector.custom_stats,
-            private_data_dir=private_data_dir if keep_artifacts else None,
+            private_data_dir=common["private_data_dir"] if keep_artifacts else None,
         )
-    finally:
-        if not keep_artifacts:
-            shutil.rmtree(private_data_dir, ignore_errors=True)

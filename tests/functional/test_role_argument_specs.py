@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from pathlib import Path
 
@@ -10,6 +11,15 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLES = sorted(p.parent.parent.name for p in ROOT.glob("roles/*/meta/argument_specs.yml"))
+
+
+def _role_docs():
+    """scripts/role-docs.py (a script, not a package module: loaded by path)."""
+    spec = importlib.util.spec_from_file_location("role_docs", ROOT / "scripts" / "role-docs.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _load(path: Path) -> dict:
@@ -58,3 +68,12 @@ def test_readme_variables_table_lists_every_option(role: str) -> None:
     options = set(_spec_options(role))
     assert options - in_table == set(), "options missing from the README variables table"
     assert in_table - options == set(), "README table lists variables the role does not have"
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_readme_variables_table_is_the_generated_one(role: str) -> None:
+    role_docs = _role_docs()
+    readme = (ROOT / "roles" / role / "README.md").read_text()
+    assert role_docs.BEGIN in readme and role_docs.END in readme, "no generated table: run scripts/role-docs.py"
+    stale = "the table differs from meta/argument_specs.yml: run scripts/role-docs.py"
+    assert role_docs.rendered(readme, role) == readme, stale

@@ -79,7 +79,7 @@ def test_bad_input_on_any_host_stops_every_host_before_any_change(tmp_path):
 
 # A failure after validation (here: the health gate on hosts that run no vLLM; escalation off, these are local root
 # hosts without sudo) fails the first batch and stops the later ones (serial + max_fail_percentage 0).
-_GATE_ONLY = "oci_vllm_gpu_hosts=false ansible_become=false vllm_server_gpus=none"
+_GATE_ONLY = "oci_vllm_gpu_hosts=false ansible_become=false vllm_server_gpus=none vllm_server_model_download=false"
 
 
 def test_first_batch_failure_stops_the_rollout(tmp_path):

@@ -8,9 +8,11 @@ with the REAL CPU vLLM image serving a tiny model, health gate. Then the seed's 
 each address the inventory gives, a re-run with changed=0, the firewall through `netfilter-persistent reload` and a
 Docker restart, and `oci-vllm deploy/status/models/complete/chat`.
 
-What stands in, and why: the stand-in apt repository (NVIDIA's is unreachable) served from the control node; the vLLM
-image, which cannot be pulled here (no registry): the control node saves it once, and a docker.service drop-in mounted
-into each host loads it when the role's Docker starts (a stand-in for the pull, invisible to the role).
+What stands in, and why: the stand-in apt repository (NVIDIA's is unreachable) served from the control node. The image
+and the model come the way real hosts get them: the image pulled by digest from a real registry (Debian's
+docker-registry, TLS from a test CA, htpasswd login; tests/functional/local_registry.py), the model downloaded with a
+token from a Hugging Face hub endpoint that gates the repository (tests/functional/hf_hub_emulator.py, checked against
+the real huggingface_hub client in test_hf_hub.py); it serves the tiny model under Mistral's id.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ import json
 import os
 import re
 import shlex
-import shutil
 import ssl
 import subprocess
 import sys
@@ -33,6 +34,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from host_sources import MODEL, REGISTRY_PORT, host_vars, serve_repo, standin_repo, start_hub
+from local_registry import push_once, start_registry
 from oci_emulator.fleet import add_compartment, add_instance, empty_state
 from oci_emulator.harness import Harness
 from oci_like_hosts import docker_bridge_gateway, remove_host, ssh_key, start_host, wait_for_ssh
@@ -48,17 +51,10 @@ VLLM_IMAGE = os.environ.get("VLLM_CPU_IMAGE", "oci-vllm-test/vllm-cpu:0.32.0")
 DOMAIN, ADDRESS = "ocigpu-story.test", "127.0.0.74"
 REGIONS = ("emu-east-1", "emu-west-1")
 HOSTS = {"story-a10-jammy": "jammy", "story-a10-noble": "noble"}
-REPO_PORT = 8765
-MODEL = "mistralai/Mistral-7B-Instruct-v0.2"
 RECAP = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.MULTILINE)
-# The drop-in that stands in for `docker pull` (no registry here). Loaded before the role's first docker task.
-PRELOAD_DROPIN = """# oci_gpu.vllm TEST STAND-IN for a registry pull (tests/functional/test_story.py): when Docker
-# starts, load the CPU vLLM image the control node saved, unless it is there already. Not on real hosts.
-[Service]
-TimeoutStartSec=0
-ExecStartPost=/bin/sh -c 'docker image inspect %s >/dev/null 2>&1 || \\
-  docker load -q -i /var/lib/oci-vllm-test/vllm-cpu.tar'
-"""
+# The story's own Hugging Face token (the hub emulator grants it the gated repository) and a wrong one.
+HF_TOKEN = "hf_story%s" % os.urandom(12).hex()
+WRONG_HF_TOKEN = "hf_wrong%s" % os.urandom(12).hex()
 
 
 def _run(argv, env, timeout=1500, cwd=ROOT):
@@ -75,42 +71,6 @@ def _recap(stdout: str) -> dict[str, dict[str, int]]:
 
 def _tail(result, lines=60) -> str:
     return "\n".join((result.stdout + "\n" + result.stderr).splitlines()[-lines:])
-
-
-def _saved_image(work: Path) -> Path:
-    """`docker save` of the CPU vLLM image, made once per image id."""
-    image_id = subprocess.run(
-        ["docker", "image", "inspect", "-f", "{{.Id}}", VLLM_IMAGE], capture_output=True, text=True, check=True
-    ).stdout.strip()
-    tar = CACHE / "story" / ("vllm-cpu-%s.tar" % image_id.split(":")[-1][:12])
-    if not tar.exists():
-        tar.parent.mkdir(parents=True, exist_ok=True)
-        for old in tar.parent.glob("vllm-cpu-*.tar"):
-            old.unlink()
-        subprocess.run(["docker", "save", "-o", str(tar) + ".part", VLLM_IMAGE], check=True)
-        os.rename(str(tar) + ".part", tar)
-    return tar
-
-
-def _tiny_model() -> Path:
-    model = CACHE / "story" / "models" / "tiny-mistral"
-    if not (model / "model.safetensors").exists():
-        python = CACHE / "vllm-venv" / "bin" / "python3"
-        subprocess.run([str(python), str(ROOT / "scripts/tiny_model.py"), str(model)], check=True, capture_output=True)
-    return model
-
-
-def _standin_repo(work: Path) -> Path:
-    """The NVIDIA stand-in repository laid out as NVIDIA's: <base>/<distro>/x86_64/ (driver) and a flat toolkit repo."""
-    repo = CACHE / "story" / "standin-repo"
-    subprocess.run([str(ROOT / "scripts/standin-apt-repo.sh"), str(repo)], check=True, capture_output=True)
-    shutil.copy(repo / "standin-archive-keyring.asc", repo / "3bf863cc.pub")  # the role's default key file name
-    www = work / "www"
-    for distro in ("ubuntu2204", "ubuntu2404"):
-        (www / "cuda" / distro).mkdir(parents=True)
-        (www / "cuda" / distro / "x86_64").symlink_to(repo)
-    (www / "toolkit").symlink_to(repo)
-    return www
 
 
 def _tenancy(ips: dict[str, str]) -> dict:
@@ -136,20 +96,11 @@ def _tenancy(ips: dict[str, str]) -> dict:
 def story(tmp_path_factory):
     work = tmp_path_factory.mktemp("story")
     key = ssh_key()
-    preload = work / "docker-preload.conf"
-    preload.write_text(PRELOAD_DROPIN % VLLM_IMAGE)
-    mounts = (
-        "%s:/var/lib/oci-vllm-test/vllm-cpu.tar:ro" % _saved_image(work),
-        "%s:/etc/systemd/system/docker.service.d/oci-vllm-test-preload.conf:ro" % preload,
-        "%s:/opt/oci-vllm-test/models/tiny-mistral:ro" % _tiny_model(),
-    )
-    hosts = {name: start_host(name, suite, key, docker_inside=True, mounts=mounts) for name, suite in HOSTS.items()}
+    hosts = {name: start_host(name, suite, key, docker_inside=True) for name, suite in HOSTS.items()}
     gateway = docker_bridge_gateway()
-    www = _standin_repo(work)
-    repo_server = subprocess.Popen(
-        [sys.executable, "-m", "http.server", str(REPO_PORT), "--bind", gateway, "--directory", str(www)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    repo_server = serve_repo(standin_repo(work), gateway)
+    registry = start_registry(work / "registry", gateway, REGISTRY_PORT, VLLM_IMAGE)
+    hub = start_hub(work, gateway, HF_TOKEN)
     emulator = None
     try:
         (work / "emu").mkdir()
@@ -166,26 +117,10 @@ def story(tmp_path_factory):
         # The allowlist admits the control node and the noble host only: noble may call jammy's endpoint, jammy may not
         # call noble's (a source outside the allowlist).
         noble_ip = hosts["story-a10-noble"].ip
-        extra = {
-            "vllm_server_allowed_cidrs": ["%s/32" % gateway, "%s/32" % noble_ip],
-            # The cuda source, from the stand-in repository (the ubuntu source: molecule/nvidia_driver_ubuntu).
-            "nvidia_driver_source": "cuda",
-            "nvidia_driver_cuda_repo_base_url": "http://%s:%d/cuda" % (gateway, REPO_PORT),
-            "nvidia_driver_install_kernel_headers": False,  # containers run the build machine's kernel
-            "nvidia_driver_reboot_policy": "never",  # containers cannot reboot
-            "container_toolkit_repo_url": "http://%s:%d/toolkit" % (gateway, REPO_PORT),
-            "container_toolkit_repo_key_url": "http://%s:%d/toolkit/standin-archive-keyring.gpg" % (gateway, REPO_PORT),
-            "container_toolkit_repo_keyring": "/etc/apt/keyrings/nvidia-container-toolkit-standin.gpg",
-            "vllm_server_image": VLLM_IMAGE,
-            "vllm_server_gpus": "none",
-            "vllm_server_model": "/models/tiny-mistral",
-            "vllm_server_served_model_name": MODEL,
-            "vllm_server_extra_volumes": ["/opt/oci-vllm-test/models/tiny-mistral:/models/tiny-mistral:ro"],
-            "vllm_server_env": {"VLLM_CPU_KVCACHE_SPACE": 1},
-            "vllm_server_enforce_eager": True,
-            "vllm_server_max_model_len": 512,
-            "vllm_server_wait_timeout": 600,
-        }
+        extra = dict(
+            host_vars(gateway, registry, push_once(registry, VLLM_IMAGE, "0.32.0-cpu"), HF_TOKEN),
+            vllm_server_allowed_cidrs=["%s/32" % gateway, "%s/32" % noble_ip],
+        )
         extra_file = work / "story-vars.yml"
         extra_file.write_text(yaml.safe_dump(extra))
         home = work / "home"  # the control-node user's home: the generated API key is kept under it
@@ -199,12 +134,15 @@ def story(tmp_path_factory):
             ANSIBLE_NOCOLOR="1",
             ANSIBLE_FORCE_COLOR="0",
         )
+        secrets = (HF_TOKEN, WRONG_HF_TOKEN, registry.password)
         yield {"hosts": hosts, "inventory": inventory, "extra": extra_file, "env": env, "home": home,
-               "ssh_seconds": ssh_seconds, "timings": {}}  # fmt: skip
+               "ssh_seconds": ssh_seconds, "timings": {}, "secrets": secrets}  # fmt: skip
     finally:
         if emulator is not None:
             emulator.close()
         repo_server.terminate()
+        hub.terminate()
+        registry.stop()
         if not os.environ.get("OCI_VLLM_STORY_KEEP"):  # keep the hosts to look at them after a failure
             for name in HOSTS:
                 remove_host(name)
@@ -244,7 +182,10 @@ def _site(story, *args):
     env = dict(
         story["env"], ANSIBLE_CALLBACKS_ENABLED="ansible.posix.profile_tasks", PROFILE_TASKS_TASK_OUTPUT_LIMIT="15"
     )
-    return _run(argv, env)
+    result = _run(argv, env)
+    leaked = [i for i, secret in enumerate(story["secrets"]) if secret in result.stdout + result.stderr]
+    assert not leaked, "secret(s) %s of (HF token, wrong HF token, registry password) in the output" % leaked
+    return result
 
 
 def _slowest(result) -> str:
@@ -269,6 +210,20 @@ def test_site_converges_over_ssh_as_ubuntu(story):
     assert "ubuntu" in story["hosts"]["story-a10-jammy"].ssh("id -un").stdout
     assert "GPU roles (nvidia_driver, container_toolkit) run" in result.stdout
     assert SMOKE_CALLS in result.stdout  # the container was created: the seed's three calls ran
+    for host in story["hosts"].values():
+        # The image came from the registry by digest, the model from the hub into the host's cache, read offline.
+        digests = host.ssh(
+            "sudo docker image inspect -f '{{json .RepoDigests}}' %s" % shlex.quote(_extra(story)["vllm_server_image"])
+        )
+        assert _extra(story)["vllm_server_image"] in digests.stdout, digests.stdout
+        snapshot = "/var/lib/oci-vllm/huggingface/hub/models--mistralai--Mistral-7B-Instruct-v0.2/snapshots"
+        assert "model.safetensors" in host.ssh("sudo ls -R %s" % snapshot).stdout
+        env = host.ssh("sudo docker inspect -f '{{json .Config.Env}}' vllm").stdout
+        assert "HF_HUB_OFFLINE=1" in env and "HF_TOKEN=" not in env, env
+
+
+def _extra(story) -> dict:
+    return yaml.safe_load(story["extra"].read_text())
 
 
 def test_seed_calls_from_the_control_node_at_each_inventory_address(story):
@@ -371,6 +326,21 @@ def test_second_run_changes_nothing(story):
     assert len(recap) == 2 and all(r["changed"] == 0 and r["failed"] == 0 for r in recap.values()), recap
     # Nothing changed: the smoke calls are left to the health gate (which asks through the front every run).
     assert SMOKE_CALLS not in result.stdout and "Health gate - the model is listed and generating" in result.stdout
+
+
+def test_wrong_hf_token_is_refused_before_any_change_and_the_endpoint_keeps_serving(story, tmp_path):
+    wrong = tmp_path / "wrong-token.yml"  # a vars file: a token on the command line would sit in argv
+    wrong.write_text(yaml.safe_dump({"vllm_server_hf_token": WRONG_HF_TOKEN}))
+    result = _site(story, "-e", "oci_vllm_serial=100%", "-e", "@%s" % wrong)
+    assert result.returncode != 0, _tail(result)
+    assert "401" in result.stdout and "bad input, no host was changed" in result.stdout, _tail(result)
+    recap = _recap(result.stdout)
+    assert all(r["changed"] == 0 for r in recap.values()), recap
+    key, ca = _api_key(story), _ca(story)
+    for host in story["hosts"].values():
+        assert _call("https://%s:8000/v1/models" % host.ip, key, ca=ca)[0] == 200, host.name
+        # The stored token is still the one the hub grants (the wrong one was never written).
+        assert host.ssh("sudo cat /etc/oci-vllm/hf_token").stdout.strip() == HF_TOKEN
 
 
 def _reachable(ip: str, key: str, timeout: float, ca: Path) -> bool:

@@ -37,6 +37,7 @@ def test_mixtral_awq_tp4_container_arguments_in_check_mode(tmp_path: Path) -> No
         "vllm_server_backend_port": 18098,
         "vllm_server_tls_ca_dir": str(tmp_path / "control-node-ca"),
         "vllm_server_model": "TheBloke/mixtral-8x7b-v0.1-AWQ",
+        "vllm_server_model_download": False,  # no hub here (the download: test_hf_hub.py, the story)
         "vllm_server_quantization": "awq",
         "vllm_server_tensor_parallel_size": 4,
         "vllm_server_gpu_memory_utilization": 0.95,

@@ -13,6 +13,8 @@ from ansible_local import run_role
 
 
 def _preflight(tmp_path: Path, extra_vars: dict) -> subprocess.CompletedProcess:
+    # No hub here: the hub check (last in preflight) has its own tests (test_vllm_server_hub_preflight.py, the story).
+    extra_vars = dict({"vllm_server_model_download": False}, **extra_vars)
     return run_role(tmp_path, "vllm_server", extra_vars, options=("--check", "--tags", "vllm_server_preflight"))
 
 

@@ -10,7 +10,7 @@ import pytest
 from ansible.module_utils import basic
 from ansible.module_utils.testing import patch_module_args
 from ansible_collections.oci_gpu.vllm.plugins.modules import wait_for_models
-from ansible_collections.oci_gpu.vllm.tests.unit.plugins.module_utils.test_wait_for_models_fakes import (
+from ansible_collections.oci_gpu.vllm.tests.unit.plugins.module_utils.wait_for_models_fakes import (
     FakeDockerEngine,
     FakeOpenAIServer,
     Reply,

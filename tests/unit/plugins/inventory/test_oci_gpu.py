@@ -9,11 +9,7 @@ from ansible.errors import AnsibleParserError
 from ansible.inventory.data import InventoryData
 from ansible.parsing.dataloader import DataLoader
 from ansible.plugins.loader import inventory_loader
-from ansible_collections.oci_gpu.vllm.tests.unit.plugins.inventory.test_oci_gpu_logic import (
-    FakeOci,
-    add_host,
-    comp,
-)
+from ansible_collections.oci_gpu.vllm.tests.unit.plugins.plugin_utils.oci_gpu_fakes import FakeOci, add_host, comp
 
 
 def parse(tmp_path, fake, text="plugin: oci_gpu.vllm.oci_gpu\n"):

@@ -15,11 +15,12 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from .errors import BadInput, ExitCode, OciVllmError
-from .plan import load_collection_module, load_planner
-from .progress import Progress
-from .project import Project
-from .runner import run_playbook
+from ..errors import BadInput, ExitCode, OciVllmError
+from ..output import emit, progress
+from ..plan import load_collection_module, load_planner
+from ..project import Project
+from ..validation import validate_inventory, validate_shape
+from . import Context
 
 PROVISION_STATS = "oci_vllm_provision"
 SYSTEM_GB = 100  # OS, NVIDIA driver and CUDA libraries, Docker, the vLLM image unpacked and its layers while pulling
@@ -37,7 +38,7 @@ Environment: OCI_VLLM_COMPARTMENT, OCI_VLLM_SUBNET, OCI_VLLM_SSH_PUBLIC_KEY_FILE
 OCI credentials as for the inventory (OCI_CONFIG_FILE, OCI_CONFIG_PROFILE, OCI_AUTH_TYPE, OCI_REGION)."""
 
 
-def add_provision_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
+def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     """Register `provision` on the CLI's subparsers."""
     p = sub.add_parser(
         "provision",
@@ -106,10 +107,7 @@ def _read_public_key(path: str | None) -> str:
 def extra_vars(args: argparse.Namespace, project: Project) -> tuple[dict[str, Any], str]:
     """The play's variables from the arguments, every value checked first (BadInput names the offending one)."""
     _planner, shapes = load_planner(project)
-    if args.shape not in shapes.GPU_SHAPES:
-        raise BadInput(
-            f"--shape {args.shape!r} is not a known OCI GPU shape: use one of {', '.join(shapes.GPU_SHAPES)}"
-        )
+    validate_shape(args.shape, shapes.GPU_SHAPES)
     for option, value, required in (
         ("--compartment", args.compartment, True),
         ("--subnet", args.subnet, not args.terminate),
@@ -163,16 +161,17 @@ def extra_vars(args: argparse.Namespace, project: Project) -> tuple[dict[str, An
     return variables, why
 
 
-def cmd_provision(args: argparse.Namespace, project: Project, inventory: str | None) -> int:
-    variables, why = extra_vars(args, project)
-    result = run_playbook(
-        project,
-        project.root / "playbooks" / "provision.yml",
+def cmd_provision(args: argparse.Namespace, ctx: Context) -> int:
+    inventory = validate_inventory(args.inventory)
+    variables, why = extra_vars(args, ctx.project)
+    result = ctx.run_playbook(
+        ctx.project,
+        ctx.project.root / "playbooks" / "provision.yml",
         inventory=inventory,
         extra_vars=[json.dumps(variables)],
         check=args.check,
         verbosity=args.verbose,
-        event_handler=Progress(show_skipped=args.verbose > 0, enabled=not args.quiet),
+        event_handler=progress(args),
         keep_artifacts=args.keep_artifacts,
     )
     report = result.custom_stats.get(PROVISION_STATS)
@@ -186,18 +185,12 @@ def cmd_provision(args: argparse.Namespace, project: Project, inventory: str | N
         summary["exit_code"] = int(code)
         lines = [f"provision FAILED ({report.get('kind')}): {report.get('msg')}"]
         lines += _instance_lines(report)
-        if args.json:
-            print(json.dumps(summary, indent=2, default=str))
-        else:
-            print("\n".join(lines))
+        emit(summary, args.json, "\n".join(lines))
         return int(code)
     summary["exit_code"] = int(ExitCode.OK)
     next_command = f"oci-vllm deploy -l {report['limit']}" if report.get("limit") else ""
     summary["next"] = next_command
-    if args.json:
-        print(json.dumps(summary, indent=2, default=str))
-    else:
-        print("\n".join(_human(args, report, why, next_command)))
+    emit(summary, args.json, "\n".join(_human(args, report, why, next_command)))
     return int(ExitCode.OK)
 
 

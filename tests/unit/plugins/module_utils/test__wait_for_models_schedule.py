@@ -20,7 +20,7 @@ from ansible_collections.oci_gpu.vllm.plugins.module_utils._wait_for_models impo
     ModelWaiter,
     WaitTimedOut,
 )
-from ansible_collections.oci_gpu.vllm.tests.unit.plugins.module_utils.test_wait_for_models_fakes import (
+from ansible_collections.oci_gpu.vllm.tests.unit.plugins.module_utils.wait_for_models_fakes import (
     FakeDockerEngine,
     free_port,
     models_body,

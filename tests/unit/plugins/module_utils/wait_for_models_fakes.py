@@ -2,8 +2,6 @@
 # Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
 """Local servers for the wait_for_models tests: an OpenAI-style HTTP server on 127.0.0.1 and a fake Docker engine
 on a unix socket that answers inspect and logs in the engine's real formats (JSON; chunked, multiplexed log stream).
-
-Named test_*.py so it matches the owned test paths; it defines no tests itself.
 """
 
 from __future__ import annotations
