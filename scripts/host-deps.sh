@@ -11,6 +11,10 @@ declare -A wanted=(
   [ip]=iproute2
   [curl]=curl
   [ssh]=openssh-client
+  [openssl]=openssl
+  # A real registry for the tests (tests/functional/local_registry.py) and its bcrypt htpasswd file.
+  [docker-registry]=docker-registry
+  [htpasswd]=apache2-utils
 )
 missing=()
 for cmd in "${!wanted[@]}"; do
