@@ -11,8 +11,8 @@ site.yml's deploy play in its order (benchmarks/files/bare_host.yml), with:
 - the driver's install and reboot, which a container cannot do, stood in for by a pause of --driver-seconds after the
   (stand-in) driver role. NOT measured on OCI here: pass the figure you measure on your shape.
 Serial: oci_vllm_overlap=false (the pull and download in vllm_server, after the driver and the toolkit). Overlapped:
-the prefetch entry point starts the download before the driver (the pull too, where Docker runs already: on a bare
-host it does not, so the pull follows the toolkit, beside the rest of the download).
+container_toolkit's engine entry point sets up Docker first, then vllm_server's prefetch entry point starts the pull
+and the download in the background, then the driver (site.yml's order with oci_vllm_overlap).
 
 Time = ansible-playbook start to the end of the run (its smoke test generates the first tokens through the front),
 then one /v1/completions call is timed on top. Prints both and the ratio; asserts nothing.
@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import ssl
 import subprocess
 import sys
@@ -41,6 +42,7 @@ from oci_like_hosts import docker_bridge_gateway, remove_host, ssh_key, start_ho
 
 VLLM_IMAGE = os.environ.get("VLLM_CPU_IMAGE", "oci-vllm-test/vllm-cpu:0.32.0")
 HOST = "bench-bare-host"
+PROFILE_LINE = re.compile(r"^(.+?) -+ (\d+\.\d+)s$", re.MULTILINE)  # ansible.posix.profile_tasks' summary
 
 
 def _limit_link(container: str, mbit: float) -> str:
@@ -88,7 +90,8 @@ def _one_run(work: Path, overlap: bool, args, extra: dict, key: Path) -> dict:
         if run.returncode != 0:
             raise SystemExit("run failed (overlap=%s):\n%s" % (overlap, run.stdout[-4000:]))
         call = _first_token(host.ip, home)
-        slowest = run.stdout.rsplit("PLAY RECAP", 1)[-1].strip().splitlines()[2:]
+        rows = PROFILE_LINE.findall(run.stdout.rsplit("PLAY RECAP", 1)[-1])
+        slowest = ["%7s s  %s" % (seconds, name.strip()[:110]) for name, seconds in rows]
         return {"playbook": playbook, "first_call": call, "total": playbook + call, "slowest": slowest}
     finally:
         remove_host(HOST)
@@ -123,7 +126,7 @@ def main() -> int:
                 (work / label).mkdir()
                 results[label] = _one_run(work / label, overlap, args, extra, ssh_key())
                 r = results[label]
-                print("%-10s bare host -> end of site run %.0f s, + first call %.1f s = %.0f s; slowest tasks:"
+                print("%-10s bare host -> end of site run %.0f s, + first call %.2f s = %.0f s; slowest tasks:"
                       % (label, r["playbook"], r["first_call"], r["total"]))  # fmt: skip
                 print("\n".join("    " + line for line in r["slowest"]))
             print("serial / overlapped: %.2f" % (results["serial"]["total"] / results["overlapped"]["total"]))

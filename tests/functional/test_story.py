@@ -343,6 +343,23 @@ def test_wrong_hf_token_is_refused_before_any_change_and_the_endpoint_keeps_serv
         assert host.ssh("sudo cat /etc/oci-vllm/hf_token").stdout.strip() == HF_TOKEN
 
 
+def test_an_image_the_registry_lacks_fails_naming_image_and_registry_and_the_endpoint_keeps_serving(story, tmp_path):
+    image = _extra(story)["vllm_server_image"].split("@")[0] + "@sha256:" + "0" * 64  # no such manifest
+    bad = tmp_path / "bad-image.yml"
+    bad.write_text(
+        yaml.safe_dump({"vllm_server_image": image, "vllm_server_pull_retries": 2, "vllm_server_pull_delay": 1})
+    )
+    result = _site(story, "-e", "oci_vllm_serial=100%", "-e", "@%s" % bad)
+    assert result.returncode != 0, _tail(result)
+    registry = image.split("/")[0]
+    assert "Could not pull vllm_server_image=%s from the registry %s (2 tries" % (image, registry) in result.stdout, (
+        _tail(result)
+    )
+    key, ca = _api_key(story), _ca(story)
+    for host in story["hosts"].values():
+        assert _call("https://%s:8000/v1/models" % host.ip, key, ca=ca)[0] == 200, host.name
+
+
 def _reachable(ip: str, key: str, timeout: float, ca: Path) -> bool:
     deadline = time.monotonic() + timeout
     while True:
