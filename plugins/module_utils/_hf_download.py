@@ -522,6 +522,36 @@ def _link(storage: str, plan: Plan, f: RemoteFile) -> bool:
     return True
 
 
+def _record_path(hf_home: str, repo_id: str, revision: str) -> str:
+    # Outside hub/ (huggingface_hub's own tree): which commit and files a revision had when this module completed it.
+    name = "models--" + repo_id.replace("/", "--")
+    return os.path.join(hf_home, "oci_gpu_vllm", name, quote(revision, safe="") + ".json")
+
+
+def _record_complete(hf_home: str, repo_id: str, revision: str, result: Dict[str, Any]) -> None:
+    record = {k: result[k] for k in ("commit", "snapshot_path", "files", "bytes_total")}
+    path = _record_path(hf_home, repo_id, revision)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path + ".tmp", "w", encoding="utf-8") as out:
+        json.dump(record, out)
+    os.replace(path + ".tmp", path)
+
+
+def _complete_copy(hf_home: str, repo_id: str, revision: str) -> Optional[Dict[str, Any]]:
+    """The recorded result for the revision if every file of it is still in the snapshot at its size, else None."""
+    try:
+        with open(_record_path(hf_home, repo_id, revision), encoding="utf-8") as f:
+            record = json.load(f)
+        files = record["files"]
+        snapshot = record["snapshot_path"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    for item in files:
+        if _size_or(os.path.join(snapshot, *str(item["name"]).split("/")), -1) != item["size"]:
+            return None
+    return record
+
+
 def _write_ref(storage: str, revision: str, commit: str) -> bool:
     if revision == commit:
         return False
@@ -612,8 +642,16 @@ def _download(client: HubClient, repo_id: str, hf_home: str, revision: str, allo
               reserve_bytes: int, lock_timeout: Optional[float], check_mode: bool, sleep: Callable[[float], None],
               clock: Callable[[], float], disk_usage: Callable[[str], Any]) -> Dict[str, Any]:  # fmt: skip
     patterns = list(allow_patterns) if allow_patterns is not None else list(DEFAULT_ALLOW_PATTERNS)
-    plan = make_plan(client.model_info(repo_id, revision), repo_id, revision, patterns)
     storage = storage_folder(hf_home, repo_id)
+    try:
+        plan = make_plan(client.model_info(repo_id, revision), repo_id, revision, patterns)
+    except HubUnavailable as err:
+        # A converged host does not need the hub: a revision this module completed before is served from the cache.
+        kept = _complete_copy(hf_home, repo_id, revision)
+        if kept is None:
+            raise
+        return dict(kept, changed=False, bytes_downloaded=0, bytes_missing=0,
+                    offline=f"{err.msg} Kept the complete copy of {repo_id}@{revision} downloaded before.")  # fmt: skip
     result: Dict[str, Any] = {
         "commit": plan.commit,
         "snapshot_path": os.path.join(storage, "snapshots", plan.commit),
@@ -642,6 +680,7 @@ def _download(client: HubClient, repo_id: str, hf_home: str, revision: str, allo
         for f in plan.files:
             changed = _link(storage, plan, f) or changed
         changed = _write_ref(storage, revision, plan.commit) or changed
+        _record_complete(hf_home, repo_id, revision, result)
     result["changed"] = changed
     result["bytes_missing"] = 0
     return result

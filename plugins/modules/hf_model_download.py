@@ -163,6 +163,12 @@ bytes_missing:
   returned: success
   type: int
   sample: 0
+offline:
+  description:
+    - Set when the endpoint could not be reached (connection error, 5xx, 429 after the retries) but this module had
+      completed the revision before and every file is still in the snapshot at its size; says why (also a warning).
+  returned: when the kept copy was used
+  type: str
 bytes_free:
   description: Free bytes found on the cache's filesystem.
   returned: when the disk check fails
@@ -218,6 +224,8 @@ def main():
         )
     except HfDownloadError as exc:
         module.fail_json(msg=exc.msg, changed=False, **exc.result)
+    if result.get("offline"):
+        module.warn(result["offline"])
     module.exit_json(**result)
 
 

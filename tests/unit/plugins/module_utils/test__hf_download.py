@@ -241,6 +241,20 @@ def test_an_unreachable_endpoint_fails_after_the_retries(tmp_path):
     assert clock.sleeps == [1.0, 2.0]
 
 
+def test_an_unreachable_endpoint_is_survived_with_a_complete_copy_only(hub, tmp_path):
+    first = run(hub, tmp_path)
+    hf_home, down = str(tmp_path / "hf"), "http://127.0.0.1:9"
+    kept = download_model(PUBLIC, hf_home, endpoint=down, retries=0, sleep=FakeClock().sleep)
+    assert not kept["changed"] and kept["commit"] == first["commit"] and "did not answer" in kept["offline"]
+    assert kept["snapshot_path"] == first["snapshot_path"]
+    # Another revision was never completed; a file of the kept one shrinking (or going) is not a complete copy.
+    with pytest.raises(HubUnavailable):
+        download_model(PUBLIC, hf_home, revision="v2", endpoint=down, retries=0, sleep=FakeClock().sleep)
+    os.truncate(os.path.join(first["snapshot_path"], "model.safetensors"), 10)
+    with pytest.raises(HubUnavailable):
+        download_model(PUBLIC, hf_home, endpoint=down, retries=0, sleep=FakeClock().sleep)
+
+
 # -- the lock --------------------------------------------------------------------------------------------------------
 def hold_lock(tmp_path, repo=PUBLIC):
     storage = storage_folder(str(tmp_path / "hf"), repo)
