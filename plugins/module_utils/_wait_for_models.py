@@ -300,7 +300,9 @@ class ModelWaiter:
                 detail += ", killed by the OOM killer"
             if state.error:
                 detail += ", error: %s" % state.error
-            raise self._container_failed("container %r is %s (%s)" % (name, state.status, detail), state)
+            # "restarting": it exited and Docker's restart policy is bringing it back; say both.
+            status = "exited and is restarting" if state.status == "restarting" else "is %s" % state.status
+            raise self._container_failed("container %r %s (%s)" % (name, status, detail), state)
         baseline = self._baseline
         if baseline is None:
             self._baseline = state

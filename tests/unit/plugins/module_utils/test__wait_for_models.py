@@ -265,6 +265,20 @@ def test_bad_options_fail_before_any_request(override, named):
 # -- container watch ------------------------------------------------------------------------------------------------
 
 
+def test_a_container_docker_is_restarting_is_reported_as_exited():
+    # unless-stopped: after the exit Docker shows "restarting" until the next start; the message says both.
+    with FakeDockerEngine() as engine:
+        vllm = engine.add("vllm")
+        vllm.status, vllm.exit_code = "restarting", 2
+        with pytest.raises(ContainerFailed) as err:
+            wait_for_models(
+                **fast("http://127.0.0.1:%d" % free_port(), timeout=20, interval=0.1),
+                container="vllm",
+                docker_socket=engine.socket_path,
+            )
+    assert "'vllm' exited and is restarting (exit code 2)" in err.value.msg
+
+
 def test_container_exit_fails_fast_with_demultiplexed_log_tail():
     with FakeDockerEngine() as engine:
         vllm = engine.add("vllm")
