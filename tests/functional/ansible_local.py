@@ -12,6 +12,20 @@ ROOT = Path(__file__).resolve().parents[2]
 ANSIBLE_PLAYBOOK = Path(sys.executable).with_name("ansible-playbook")
 
 
+def ansible_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The environment every local Ansible run of the tests gets: this checkout's config and collections, only the
+    inline host list as inventory (not the OCI inventory in ansible.cfg), no colour."""
+    return dict(
+        os.environ,
+        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+        ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".collections"),
+        ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_INVENTORY_ENABLED="ansible.builtin.host_list",
+        **extra,
+    )
+
+
 def run_role(
     tmp_path: Path,
     role: str,
@@ -27,16 +41,7 @@ def run_role(
     playbook.write_text(
         f"- hosts: all\n  gather_facts: {str(gather_facts).lower()}\n  roles:\n    - oci_gpu.vllm.{role}\n"
     )
-    run_env = dict(
-        os.environ,
-        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
-        ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".collections"),
-        ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"),
-        ANSIBLE_NOCOLOR="1",
-        # Only the inline host list: these tests must not depend on the OCI inventory in ansible.cfg.
-        ANSIBLE_INVENTORY_ENABLED="ansible.builtin.host_list",
-        **(env or {}),
-    )
+    run_env = ansible_env(tmp_path, **(env or {}))
     argv = [str(ANSIBLE_PLAYBOOK), "-i", "localhost,", "-c", "local", *options]
     argv += ["-e", json.dumps({"ansible_python_interpreter": sys.executable, **extra_vars}), str(playbook)]
     return subprocess.run(argv, cwd=tmp_path, env=run_env, capture_output=True, text=True, timeout=timeout, check=False)

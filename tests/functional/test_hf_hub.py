@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from ansible_local import ansible_env
 from hf_hub_emulator import HubEmulator, Repo
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -289,16 +290,7 @@ def test_the_rate_limit_is_honoured(hub, tmp_path):
 def test_the_module_in_check_mode_then_for_real(hub, tmp_path):
     hf_home = tmp_path / "hf"
     args = f"repo_id={GATED} hf_home={hf_home} endpoint={hub.endpoint} token_file={token_file(tmp_path, GRANTED)}"
-    env = dict(
-        os.environ,
-        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
-        ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".collections"),
-        ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"),
-        ANSIBLE_INVENTORY_ENABLED="ansible.builtin.host_list",
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
-        ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
-    )
+    env = ansible_env(tmp_path, ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json")
     ansible = str(Path(sys.executable).with_name("ansible"))
     base = [
         ansible,
