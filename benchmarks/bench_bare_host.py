@@ -111,7 +111,7 @@ def main() -> int:
         token = "hf_bench%s" % os.urandom(12).hex()
         repo = serve_repo(standin_repo(work), gateway)
         registry = start_registry(work / "registry", gateway, REGISTRY_PORT, VLLM_IMAGE)
-        hub = start_hub(work, gateway, token, rate=args.hub_rate_kib * 1024)
+        hub = start_hub(work, gateway, token, registry, rate=args.hub_rate_kib * 1024)
         try:
             image = push_once(registry, VLLM_IMAGE, "0.32.0-cpu")
             extra = host_vars(gateway, registry, image, token)

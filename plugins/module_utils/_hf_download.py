@@ -23,6 +23,7 @@ import fnmatch
 import functools
 import hashlib
 import http.client
+import ipaddress
 import json
 import os
 import re
@@ -169,8 +170,8 @@ class _HubRedirectHandler(urllib.request.HTTPRedirectHandler):
         return new
 
 
-def build_opener(ca_file: Optional[str] = None) -> urllib.request.OpenerDirector:
-    context = ssl.create_default_context(cafile=ca_file) if ca_file else ssl.create_default_context()
+def build_opener(ca_file: Optional[str] = None, ca_data: Optional[str] = None) -> urllib.request.OpenerDirector:
+    context = ssl.create_default_context(cafile=ca_file or None, cadata=ca_data or None)
     return urllib.request.build_opener(urllib.request.HTTPSHandler(context=context), _HubRedirectHandler())
 
 
@@ -187,6 +188,7 @@ class HubClient:
         retries: int = DEFAULT_RETRIES,
         sleep: Callable[[float], None] = time.sleep,
         opener: Optional[urllib.request.OpenerDirector] = None,
+        ca_data: Optional[str] = None,
     ) -> None:
         self.endpoint = endpoint.rstrip("/")
         self.token = token
@@ -194,7 +196,7 @@ class HubClient:
         self.timeout = timeout
         self.retries = retries
         self.sleep = sleep
-        self.opener = opener or build_opener(ca_file)
+        self.opener = opener or build_opener(ca_file, ca_data)
 
     def _headers(self, extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
         headers = {"User-Agent": "oci_gpu.vllm-hf_model_download", "Accept-Encoding": "identity"}
@@ -601,6 +603,17 @@ def validate(repo_id: str, revision: str, endpoint: str, hf_home: str, allow_pat
         raise InvalidArgument(f"timeout {timeout} must be more than 0 seconds.")
 
 
+def _safe_for_a_token(endpoint: str) -> bool:
+    parts = urlsplit(endpoint)
+    if parts.scheme == "https":
+        return True
+    host = parts.hostname or ""
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def download_model(
     repo_id: str,
     hf_home: str,
@@ -611,6 +624,7 @@ def download_model(
     ca_file: Optional[str] = None,
     reserve_bytes: int = 0,
     token: Optional[str] = None,
+    ca_data: Optional[str] = None,
     timeout: float = DEFAULT_TIMEOUT,
     retries: int = DEFAULT_RETRIES,
     lock_timeout: Optional[float] = None,
@@ -627,7 +641,12 @@ def download_model(
     # A token given directly (a new one, checked before it is stored) wins over the stored file.
     source = "the token argument" if token else (token_file or "")
     token = token or read_token(token_file)
-    client = HubClient(endpoint, token, source, ca_file, timeout, retries, sleep, opener)
+    if token and not _safe_for_a_token(endpoint):
+        raise InvalidArgument(
+            f"endpoint {endpoint} is plain HTTP off the loopback: the token would cross the network in clear. Use "
+            "https (ca_file or ca_data for a private CA); plain http only on 127.0.0.0/8, ::1 or localhost."
+        )
+    client = HubClient(endpoint, token, source, ca_file, timeout, retries, sleep, opener, ca_data)
     try:
         return _download(client, repo_id, hf_home, revision, allow_patterns, reserve_bytes, lock_timeout,
                          check_mode, sleep, clock, disk_usage)  # fmt: skip

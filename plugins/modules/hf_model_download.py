@@ -54,6 +54,8 @@ options:
     description:
       - A Hugging Face read token given directly (for example a new one, checked before it is stored); wins over
         O(token_file). Never logged, never in results or messages.
+      - With a token (either way), a plain C(http://) O(endpoint) is refused unless it is on the loopback: the token
+        would cross the network in clear.
     type: str
   token_file:
     description:
@@ -73,8 +75,12 @@ options:
     elements: str
   ca_file:
     description:
-      - PEM file of the CA that verifies O(endpoint)'s certificate, instead of the system's trust store.
+      - PEM file (on the target) of the CA that verifies O(endpoint)'s certificate, instead of the system's trust store.
     type: path
+  ca_data:
+    description:
+      - PEM text of such a CA (e.g. read from a file on the control node), instead of the system's trust store.
+    type: str
   reserve_bytes:
     description:
       - Bytes that must stay free on O(hf_home)'s filesystem on top of the files still to download (the container
@@ -198,6 +204,7 @@ def main():
             token_file=dict(type="path"),
             allow_patterns=dict(type="list", elements="str"),
             ca_file=dict(type="path"),
+            ca_data=dict(type="str"),
             reserve_bytes=dict(type="int", default=0),
             timeout=dict(type="float", default=DEFAULT_TIMEOUT),
             retries=dict(type="int", default=DEFAULT_RETRIES),
@@ -216,6 +223,7 @@ def main():
             token=params["token"],
             allow_patterns=params["allow_patterns"],
             ca_file=params["ca_file"],
+            ca_data=params["ca_data"],
             reserve_bytes=params["reserve_bytes"],
             timeout=params["timeout"],
             retries=params["retries"],

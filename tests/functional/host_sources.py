@@ -55,13 +55,15 @@ def serve_repo(www: Path, gateway: str) -> subprocess.Popen:
     )  # fmt: skip
 
 
-def start_hub(work: Path, gateway: str, token: str, rate: float | None = None) -> subprocess.Popen:
-    """The hub emulator with the tiny model as MODEL, gated: only `token` is granted (read from a file, not argv)."""
+def start_hub(work: Path, gateway: str, token: str, registry: Registry, rate: float | None = None) -> subprocess.Popen:
+    """The hub emulator with the tiny model as MODEL, gated: only `token` is granted (read from a file, not argv).
+    HTTPS with the registry's certificate (same address, same test CA): the token never crosses a link in clear."""
     granted = work / "granted-token"
     granted.write_text(token)
     argv = [sys.executable, str(ROOT / "tests/functional/hf_hub_emulator.py"), "--host", gateway,
             "--port", str(HUB_PORT), "--cdn-port", str(HUB_PORT + 1), "--repo", "%s=%s" % (MODEL, tiny_model()),
-            "--gated-token-file", str(granted)]  # fmt: skip
+            "--gated-token-file", str(granted),
+            "--certfile", str(registry.server_cert), "--keyfile", str(registry.server_key)]  # fmt: skip
     if rate:
         argv += ["--rate", str(rate)]
     hub = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -86,7 +88,8 @@ def host_vars(gateway: str, registry: Registry, image: str, token: str) -> dict:
         "vllm_server_registry_ca_file": str(registry.ca_file),
         "vllm_server_registry_username": registry.username,
         "vllm_server_registry_password": registry.password,
-        "vllm_server_hf_endpoint": "http://%s:%d" % (gateway, HUB_PORT),
+        "vllm_server_hf_endpoint": "https://%s:%d" % (gateway, HUB_PORT),
+        "vllm_server_hf_ca_file": str(registry.ca_file),
         "vllm_server_hf_token": token,
         "vllm_server_model": MODEL,
         "vllm_server_gpus": "none",

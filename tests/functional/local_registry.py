@@ -51,6 +51,8 @@ class Registry:
     password: str
     storage: Path
     process: subprocess.Popen
+    server_cert: Path  # for the registry's address, signed by ca_file: the hub emulator on that address uses it too
+    server_key: Path
 
     def image(self, tag: str) -> str:
         return "%s/%s:%s" % (self.address, REPOSITORY, tag)
@@ -97,7 +99,7 @@ def start_registry(work: Path, ip: str, port: int, local_image: str) -> Registry
     config.write_text(CONFIG.format(storage=storage, addr="%s:%d" % (ip, port), cert=cert, key=key, htpasswd=htpasswd))
     log = open(work / "registry.log", "wb")  # noqa: SIM115 (closed with the process)
     process = subprocess.Popen([REGISTRY_BIN, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
-    registry = Registry("%s:%d" % (ip, port), ca, USER, password, storage, process)
+    registry = Registry("%s:%d" % (ip, port), ca, USER, password, storage, process, cert, key)
     _wait_until_up(registry)
     return registry
 

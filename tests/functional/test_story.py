@@ -100,7 +100,7 @@ def story(tmp_path_factory):
     gateway = docker_bridge_gateway()
     repo_server = serve_repo(standin_repo(work), gateway)
     registry = start_registry(work / "registry", gateway, REGISTRY_PORT, VLLM_IMAGE)
-    hub = start_hub(work, gateway, HF_TOKEN)
+    hub = start_hub(work, gateway, HF_TOKEN, registry)
     emulator = None
     try:
         (work / "emu").mkdir()

@@ -135,6 +135,13 @@ def test_access_errors_say_what_to_do_without_the_token(hub, tmp_path, repo, rev
     assert not (tmp_path / "hf").exists()
 
 
+@pytest.mark.parametrize("endpoint", ["http://10.0.0.5:8080", "http://hub.example", "http://[fe80::1]"])
+def test_a_token_is_never_sent_over_plain_http_off_the_loopback(tmp_path, endpoint):
+    with pytest.raises(InvalidArgument, match="plain HTTP off the loopback") as err:
+        download_model(PUBLIC, str(tmp_path / "hf"), endpoint=endpoint, token=GRANTED, sleep=FakeClock().sleep)
+    assert GRANTED not in err.value.msg
+
+
 def test_token_file_problems_and_bad_arguments_fail_before_any_request(hub, tmp_path):
     with pytest.raises(TokenFileError, match=r"Cannot read token_file .*/missing"):
         run(hub, tmp_path, token_file=str(tmp_path / "missing"))
