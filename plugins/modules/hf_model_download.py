@@ -54,8 +54,8 @@ options:
     description:
       - A Hugging Face read token given directly (for example a new one, checked before it is stored); wins over
         O(token_file). Never logged, never in results or messages.
-      - With a token (either way), a plain C(http://) O(endpoint) is refused unless it is on the loopback: the token
-        would cross the network in clear.
+      - With a token (either way), a plain C(http://) O(endpoint) is refused unless it is on the loopback, since the
+        token would cross the network in clear.
     type: str
   token_file:
     description:
