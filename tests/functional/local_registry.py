@@ -18,6 +18,9 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from oci_vllm.plan import load_collection_module
+from oci_vllm.project import find_project
+
 CACHE = Path(os.environ.get("OCI_VLLM_CACHE", "/var/tmp/oci-vllm"))
 REGISTRY_BIN = "/usr/bin/docker-registry"
 REPOSITORY = "vllm/vllm-openai-cpu"
@@ -65,22 +68,14 @@ class Registry:
             self.process.kill()
 
 
-def _openssl(*args: str) -> None:
-    subprocess.run(["openssl", *args], check=True, capture_output=True)
-
-
 def _certificates(work: Path, ip: str) -> tuple[Path, Path, Path]:
-    """A test CA and a server certificate for `ip` (an IP SAN: hosts reach the registry by address)."""
-    ca_key, ca, key, csr, cert = (work / n for n in ("ca.key", "ca.crt", "server.key", "server.csr", "server.crt"))
-    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
-             "-subj", "/CN=oci-vllm test registry CA", "-keyout", str(ca_key), "-out", str(ca))  # fmt: skip
-    _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=%s" % ip,
-             "-keyout", str(key), "-out", str(csr))  # fmt: skip
-    ext = work / "san.ext"
-    ext.write_text("subjectAltName=IP:%s\nextendedKeyUsage=serverAuth\n" % ip)
-    _openssl("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial", "-days", "2",
-             "-extfile", str(ext), "-out", str(cert))  # fmt: skip
-    return ca, cert, key
+    """A test CA and a server certificate for `ip` (an IP SAN: hosts reach the registry by address), issued by the
+    collection's own CA logic, the one the tls_certificate module runs for the front."""
+    tls_ca = load_collection_module(find_project(), "module_utils", "_tls_ca")
+    issued = tls_ca.ensure_tls_certificate(
+        str(work / "ca"), name="registry", subject_alt_names=[ip], ca_common_name="oci-vllm test registry CA"
+    )
+    return Path(issued["ca_file"]), Path(issued["cert_file"]), Path(issued["key_file"])
 
 
 def start_registry(work: Path, ip: str, port: int, local_image: str) -> Registry:
