@@ -33,9 +33,10 @@ venv: $(VENV)/.installed ## virtualenv with pinned tools, plus community.docker 
 	PYTHON=$(PY) scripts/collections.sh
 
 .PHONY: images
-images: ## Docker engine running, OCI-like systemd test-host images built, the test SSH key made
+images: ## Docker engine and the test hosts' apt cache running, OCI-like systemd test-host images built, the test SSH key made
 	scripts/docker-engine.sh
-	scripts/test-host-images.sh jammy noble
+	scripts/apt-cache.sh
+	tests/hosts/test-host-images.sh jammy noble
 	scripts/test-ssh-key.sh >/dev/null
 
 .PHONY: vllm-image
@@ -53,7 +54,7 @@ lint: venv ## ruff, mypy, yamllint, ansible-lint (production profile)
 .PHONY: collection-copy
 collection-copy:
 	rm -rf $(ANSIBLE_TEST_ROOT) && mkdir -p $(ANSIBLE_TEST_ROOT)
-	git ls-files -z --cached --others --exclude-standard | xargs -0 -I{} sh -c 'test -e "{}" && printf "%s\0" "{}"' \
+	git ls-files -z --cached --others --exclude-standard | xargs -0 -I{} sh -c 'if test -e "{}"; then printf "%s\0" "{}"; fi' \
 	  | tar --null -T - -c | tar -C $(ANSIBLE_TEST_ROOT) -x
 	cd $(ANSIBLE_TEST_ROOT) && git init -q && git add -A
 

@@ -40,6 +40,8 @@ from host_sources import MODEL, REGISTRY_PORT, host_vars, serve_repo, standin_re
 from local_registry import push_once, start_registry  # noqa: E402
 from oci_like_hosts import docker_bridge_gateway, remove_host, ssh_key, start_host, wait_for_ssh  # noqa: E402
 
+from oci_vllm import api  # noqa: E402
+
 VLLM_IMAGE = os.environ.get("VLLM_CPU_IMAGE", "oci-vllm-test/vllm-cpu:0.32.0")
 HOST = "bench-bare-host"
 PROFILE_LINE = re.compile(r"^(.+?) -+ (\d+\.\d+)s$", re.MULTILINE)  # ansible.posix.profile_tasks' summary
@@ -59,7 +61,7 @@ def _limit_link(container: str, mbit: float) -> str:
 def _first_token(ip: str, home: Path) -> float:
     key = (home / ".oci-vllm" / "vllm_server_api_key").read_text().strip()
     context = ssl.create_default_context(cafile=str(home / ".oci-vllm" / "ca" / "ca.crt"))
-    body = json.dumps({"model": MODEL, "prompt": "A GPU is a", "max_tokens": 1}).encode()
+    body = json.dumps(api.seed().body("completions", MODEL, max_tokens=1)).encode()
     headers = {"Authorization": "Bearer " + key, "Content-Type": "application/json"}
     request = urllib.request.Request("https://%s:8000/v1/completions" % ip, data=body, method="POST", headers=headers)
     start = time.monotonic()

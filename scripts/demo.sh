@@ -53,7 +53,7 @@ step "oci-vllm hosts / status"
 step "oci-vllm models            (GET /v1/models)"
 "$oci_vllm" models -i inventory/demo
 
-# complete and chat send the seed's prompts by default (src/oci_vllm/api.py: SEED_PROMPT, SEED_CHAT).
+# complete and chat send the seed's prompts by default (roles/vllm_server/files/seed_requests.json).
 step "oci-vllm complete          (POST /v1/completions, the seed's prompt)"
 "$oci_vllm" complete -i inventory/demo
 

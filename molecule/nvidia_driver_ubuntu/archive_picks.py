@@ -22,6 +22,7 @@ import re
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 
 PREFERRED = ["580", "595", "620", "570", "615", "590", "535"]
 REPO = "/srv/nd-module-seam"
@@ -69,7 +70,8 @@ def delivers(branch, fabricmanager):
     if fabricmanager:
         wanted += ["nvidia-fabricmanager-%s" % branch, "libnvidia-nscq-%s" % branch]
     found = uris(wanted)
-    return bool(found) and all(downloads(u) for u in found)
+    with ThreadPoolExecutor(8) as pool:  # HEAD requests side by side: the mirror answers each in ~0.1-1 s
+        return bool(found) and all(pool.map(downloads, found))
 
 
 def build_standin(fields, work):
@@ -110,7 +112,8 @@ def publish():
 
 def main(fabricmanager):
     kernel = newest_kernel()
-    real = [b for b in PREFERRED if delivers(b, fabricmanager)]
+    with ThreadPoolExecutor(len(PREFERRED)) as pool:  # each branch's apt answers and HEADs: ~8 s alone, 54 s in a row
+        real = [b for b, ok in zip(PREFERRED, pool.map(lambda b: delivers(b, fabricmanager), PREFERRED)) if ok]
     if len(real) < 2:
         sys.exit("archive_picks: fewer than two branches deliverable from this mirror today: %s" % real)
     transitional = next((b for b in PREFERRED if stanza("nvidia-headless-no-dkms-%s-server-open" % b)

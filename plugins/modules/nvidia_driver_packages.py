@@ -100,6 +100,12 @@ notes:
   returned: when resolve is true
   type: list
   elements: str
+to_install:
+  description:
+    - Those of RV(install) that are not installed at exactly that version (empty on a converged host).
+  returned: when resolve is true
+  type: list
+  elements: str
 own:
   description: Installed driver packages of this source, branch and flavour.
   returned: always
@@ -130,6 +136,7 @@ from ansible_collections.oci_gpu.vllm.plugins.module_utils._nvidia_driver_packag
     SOURCES,
     PackagesError,
     classify,
+    pending,
     resolve,
     target_kernels,
 )
@@ -181,7 +188,7 @@ def main():
             )
         except PackagesError as exc:
             module.fail_json(msg=exc.msg, **result)
-        result.update(resolved)
+        result.update(resolved, to_install=pending(run, resolved["install"]))
         mode = resolved["kernel_modules"]
     classes = classify(installed, params["source"], params["branch"], params["open_kernel_modules"], mode)
     held = sorted(n for n in classes["own"] + classes["purge"] if installed[n]["hold"])

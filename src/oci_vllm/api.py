@@ -2,22 +2,65 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import ipaddress
 import json
 import socket
 import ssl
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .errors import BadInput, EndpointError, EndpointUnreachable
+from .errors import BadInput, EndpointError, EndpointUnreachable, OciVllmError
+from .project import Project, find_project
 
-# The seed's prompts (the tutorial's two POST bodies): `oci-vllm complete` and `oci-vllm chat` send them by default.
-SEED_PROMPT = "A GPU is a"
-SEED_CHAT = "Which GPU models are available on Oracle Cloud Infrastructure?"
-DEFAULT_COMPLETION = {"max_tokens": 128, "temperature": 0.7}
+# The seed's three requests (the tutorial's calls, bodies without the model) have one home, in the collection: the
+# role's smoke test sends them too. `oci-vllm complete` and `oci-vllm chat` send them by default.
+SEED_REQUESTS = Path("roles", "vllm_server", "files", "seed_requests.json")
+# Ours, not the seed's: its chat sets no max_tokens (vLLM would then generate up to the context length).
 DEFAULT_CHAT = {"max_tokens": 128}
+
+
+@dataclass(frozen=True)
+class Seed:
+    """The seed's requests as the collection holds them: name (models, completions, chat) -> method, path, body."""
+
+    requests: dict[str, dict[str, Any]]
+
+    @property
+    def prompt(self) -> str:
+        return str(self.requests["completions"]["body"]["prompt"])
+
+    @property
+    def chat_message(self) -> str:
+        return str(self.requests["chat"]["body"]["messages"][0]["content"])
+
+    @property
+    def completion_options(self) -> dict[str, Any]:
+        """The completion's options besides the prompt (the seed's max_tokens and temperature)."""
+        return {k: v for k, v in self.requests["completions"]["body"].items() if k != "prompt"}
+
+    def body(self, name: str, model: str, **overrides: Any) -> dict[str, Any]:
+        """Request `name`'s body for `model`, with `overrides` on top (e.g. a smaller max_tokens); a copy."""
+        return {"model": model, **copy.deepcopy(self.requests[name].get("body", {})), **overrides}
+
+
+@functools.cache
+def load_seed(root: Path) -> Seed:
+    path = root / SEED_REQUESTS
+    try:
+        return Seed(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError) as exc:
+        raise OciVllmError(f"cannot read the seed's requests from {path}: {exc}") from None
+
+
+def seed(project: Project | None = None) -> Seed:
+    """The seed's requests from `project`'s collection (default: the checkout find_project finds)."""
+    return load_seed((project or find_project()).root)
 
 
 def check_url(url: str) -> str:

@@ -20,10 +20,8 @@ from .inventory import list_inventory
 from .output import emit
 from .project import find_project
 from .runner import run_playbook
-from .validation import validate_extra_vars, validate_inventory
 
-# validate_*: importable from here as before (tests and callers use cli.validate_*).
-__all__ = ["COMMANDS", "Parser", "ansible_on_path", "build_parser", "main", "validate_extra_vars", "validate_inventory"]
+__all__ = ["COMMANDS", "Parser", "ansible_on_path", "build_parser", "main"]
 
 DESCRIPTION = """Deploy and query vLLM endpoints on OCI GPU hosts with the oci_gpu.vllm collection.
 

@@ -35,10 +35,10 @@ def tiny_model() -> Path:
 def standin_repo(work: Path) -> Path:
     """The NVIDIA stand-in repository laid out as NVIDIA's: <base>/<distro>/x86_64/ (driver) and a flat toolkit repo."""
     repo = CACHE / "story" / "standin-repo"
-    script = str(ROOT / "scripts/standin-apt-repo.sh")
+    script = str(ROOT / "tests/standins/standin-apt-repo.sh")
     built = subprocess.run([script, str(repo)], capture_output=True, text=True, check=False)
     if built.returncode != 0:
-        raise RuntimeError("scripts/standin-apt-repo.sh failed:\n" + built.stdout[-2000:] + built.stderr[-2000:])
+        raise RuntimeError("tests/standins/standin-apt-repo.sh failed:\n" + built.stdout[-2000:] + built.stderr[-2000:])
     shutil.copy(repo / "standin-archive-keyring.asc", repo / "3bf863cc.pub")  # the role's default key file name
     www = work / "www"
     for distro in ("ubuntu2204", "ubuntu2404"):

@@ -1,5 +1,5 @@
-"""Test hosts built like OCI's Ubuntu images (scripts/test-host-images.sh), reached the way Ansible reaches OCI: SSH
-as `ubuntu` with the test key, sudo for root. See scripts/test-host-files/README.md for what is not like OCI."""
+"""Test hosts built like OCI's Ubuntu images (tests/hosts/test-host-images.sh), reached the way Ansible reaches OCI:
+SSH as `ubuntu` with the test key, sudo for root. See tests/hosts/test-host-files/README.md for what is not like OCI."""
 
 from __future__ import annotations
 

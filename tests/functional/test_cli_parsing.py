@@ -7,7 +7,8 @@ import os
 
 import pytest
 
-from oci_vllm import cli, runner
+from oci_vllm import api, cli, runner, validation
+from oci_vllm.commands.endpoint import fill_seed_defaults
 from oci_vllm.errors import BadInput, ExitCode
 
 
@@ -81,16 +82,16 @@ def test_valid_extra_vars_pass_through(tmp_path):
     vars_file = tmp_path / "v.yml"
     vars_file.write_text("a: 1\n")
     items = ["vllm_server_port=8001 vllm_server_dtype=bfloat16", '{"oci_vllm_serial": [1, 2]}', f"@{vars_file}"]
-    assert cli.validate_extra_vars(items) == [*items[:2], f"@{vars_file.resolve()}"]
+    assert validation.validate_extra_vars(items) == [*items[:2], f"@{vars_file.resolve()}"]
 
 
 def test_inventory_is_made_absolute(tmp_path, monkeypatch):
     (tmp_path / "inv").mkdir()
     monkeypatch.chdir(tmp_path)
-    assert cli.validate_inventory("inv") == str((tmp_path / "inv").resolve())
-    assert cli.validate_inventory("h1,h2") == "h1,h2"
+    assert validation.validate_inventory("inv") == str((tmp_path / "inv").resolve())
+    assert validation.validate_inventory("h1,h2") == "h1,h2"
     with pytest.raises(BadInput):
-        cli.validate_inventory("missing")
+        validation.validate_inventory("missing")
 
 
 def test_deploy_arguments_are_parsed():
@@ -101,10 +102,40 @@ def test_deploy_arguments_are_parsed():
     assert args.check and args.json and args.verbose == 2 and args.keep_artifacts
 
 
+def test_the_collections_seed_requests_are_the_tutorials():
+    # The seed's curl examples (../shared/reference/tutorial-vllm-mistral-on-oci.md), bodies without the model.
+    assert api.seed().requests == {
+        "models": {"method": "GET", "path": "/v1/models"},
+        "completions": {
+            "method": "POST",
+            "path": "/v1/completions",
+            "body": {"prompt": "A GPU is a", "max_tokens": 128, "temperature": 0.7},
+        },
+        "chat": {
+            "method": "POST",
+            "path": "/v1/chat/completions",
+            "body": {
+                "messages": [
+                    {"role": "user", "content": "Which GPU models are available on Oracle Cloud Infrastructure?"}
+                ]
+            },
+        },
+    }
+
+
 def test_seed_calls_are_the_defaults():
-    parser = cli.build_parser()
-    assert parser.parse_args(["complete"]).prompt == "A GPU is a"
-    assert parser.parse_args(["chat"]).message == "Which GPU models are available on Oracle Cloud Infrastructure?"
+    parser, seed = cli.build_parser(), api.seed()
+    complete = fill_seed_defaults(parser.parse_args(["complete"]))
+    chat = fill_seed_defaults(parser.parse_args(["chat"]))
+    assert (complete.prompt, complete.max_tokens, complete.temperature) == (seed.prompt, 128, 0.7)
+    assert (chat.message, chat.max_tokens) == (seed.chat_message, 128)
+    given = fill_seed_defaults(parser.parse_args(["complete", "Hi", "--max-tokens", "3", "--temperature", "0"]))
+    assert (given.prompt, given.max_tokens, given.temperature) == ("Hi", 3, 0.0)
+    assert seed.body("chat", "m", max_tokens=8) == {
+        "model": "m",
+        "messages": [{"role": "user", "content": seed.chat_message}],
+        "max_tokens": 8,
+    }
 
 
 def test_help_documents_exit_codes(capsys):

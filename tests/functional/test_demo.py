@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from oci_vllm import api
+
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -99,16 +101,17 @@ def test_seed_calls(deployed):
     assert models.returncode == 0, models.stderr
     assert json.loads(models.stdout)["models"] == [SERVED]
 
-    complete = _cli("complete", "-i", "inventory/demo", "--json", "A GPU is a")
+    # complete and chat send the seed's prompt and question by default.
+    complete = _cli("complete", "-i", "inventory/demo", "--json")
     assert complete.returncode == 0, complete.stderr
     answer = json.loads(complete.stdout)
+    assert answer["prompt"] == api.seed().prompt
     assert answer["model"] == SERVED and answer["response"]["usage"]["completion_tokens"] > 0 and answer["text"]
 
-    chat = _cli(
-        "chat", "-i", "inventory/demo", "--json", "Which GPU models are available on Oracle Cloud Infrastructure?"
-    )
+    chat = _cli("chat", "-i", "inventory/demo", "--json")
     assert chat.returncode == 0, chat.stderr
     answer = json.loads(chat.stdout)
+    assert answer["message"] == api.seed().chat_message
     assert answer["response"]["choices"][0]["message"]["role"] == "assistant" and answer["text"]
 
 

@@ -1,4 +1,4 @@
-"""scripts/standin-apt-repo.sh builds a signed flat apt repository of the NVIDIA STAND-IN packages.
+"""tests/standins/standin-apt-repo.sh builds a signed flat apt repository of the NVIDIA STAND-IN packages.
 
 The package names, Provides, Depends and versions copy NVIDIA's CUDA repository (sources: tests/standins/README.md);
 the checks below read the built Packages index and let apt itself resolve the graph (`apt-get -s`, no root needed
@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-BUILDER = ROOT / "scripts" / "standin-apt-repo.sh"
+BUILDER = ROOT / "tests" / "standins" / "standin-apt-repo.sh"
 PACKAGES = ROOT / "tests" / "standins" / "packages"
 GOLDEN_HOST = ROOT / "tests" / "golden" / "real-nvidia-h200-host.txt"
 TOOLS = ("dpkg-deb", "dpkg-scanpackages", "gpg", "gpgv")

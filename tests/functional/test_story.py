@@ -40,6 +40,8 @@ from oci_emulator.fleet import add_compartment, add_instance, empty_state
 from oci_emulator.harness import Harness
 from oci_like_hosts import docker_bridge_gateway, remove_host, ssh_key, start_host, wait_for_ssh
 
+from oci_vllm import api
+
 pytestmark = [
     pytest.mark.story,
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root (Docker, /etc/hosts entries for the OCI emulator)"),
@@ -55,6 +57,7 @@ RECAP = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+f
 # The story's own Hugging Face token (the hub emulator grants it the gated repository) and a wrong one.
 HF_TOKEN = "hf_story%s" % os.urandom(12).hex()
 WRONG_HF_TOKEN = "hf_wrong%s" % os.urandom(12).hex()
+SEED = api.seed()  # the seed's requests, from the collection (roles/vllm_server/files/seed_requests.json)
 
 
 def _run(argv, env, timeout=1500, cwd=ROOT):
@@ -233,13 +236,9 @@ def test_seed_calls_from_the_control_node_at_each_inventory_address(story):
         status, models = _call(base + "/v1/models", key, ca=ca)
         assert status == 200 and [m["id"] for m in models["data"]] == [MODEL], (host.name, models)
         assert _call(base + "/v1/models", None, ca=ca)[0] == 401
-        status, completion = _call(
-            base + "/v1/completions", key, {"model": MODEL, "prompt": "A GPU is a", "max_tokens": 8}, ca=ca
-        )
+        status, completion = _call(base + "/v1/completions", key, SEED.body("completions", MODEL, max_tokens=8), ca=ca)
         assert status == 200 and completion["choices"][0]["text"], completion
-        question = "Which GPU models are available on Oracle Cloud Infrastructure?"
-        chat_body = {"model": MODEL, "max_tokens": 8, "messages": [{"role": "user", "content": question}]}
-        status, chat = _call(base + "/v1/chat/completions", key, chat_body, ca=ca)
+        status, chat = _call(base + "/v1/chat/completions", key, SEED.body("chat", MODEL, max_tokens=8), ca=ca)
         assert status == 200 and chat["choices"][0]["message"]["content"] is not None, chat
 
 
@@ -249,7 +248,7 @@ METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 # FastAPI's own pages, which vLLM serves but does not list in its OpenAPI paths.
 FASTAPI_PAGES = ("/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc")
 # Valid for both generation routes (and for /invocations): if a route let it through, tokens would be processed.
-PROBE_BODY = {"model": MODEL, "prompt": "A GPU is a", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4}
+PROBE_BODY = {"model": MODEL, "prompt": SEED.prompt, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4}
 
 
 def _backend(host, path: str) -> str:
@@ -418,7 +417,7 @@ def test_oci_vllm_deploy_status_and_the_seed_calls(story):
     for host in story["hosts"].values():
         models = _cli(story, "models", "-i", inventory, "--host", host.ip, "--json")
         assert models.returncode == 0 and MODEL in models.stdout, _tail(models)
-        complete = _cli(story, "complete", "-i", inventory, "--host", host.ip, "A GPU is a", "--max-tokens", "8")
+        complete = _cli(story, "complete", "-i", inventory, "--host", host.ip, "--max-tokens", "8")  # the seed's prompt
         assert complete.returncode == 0 and complete.stdout.strip(), _tail(complete)
         chat = _cli(story, "chat", "-i", inventory, "--host", host.ip, "--max-tokens", "8")
         assert chat.returncode == 0, _tail(chat)

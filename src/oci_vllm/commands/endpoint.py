@@ -17,13 +17,15 @@ from .status import run_status
 
 
 def add_parsers(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
+    # Defaults come from the seed's requests (roles/vllm_server/files/seed_requests.json) when a command runs, so that
+    # building the parser (e.g. for --help) reads no file.
     sub.add_parser("models", parents=parents, help="GET /v1/models")
     complete = sub.add_parser("complete", parents=parents, help="POST /v1/completions")
-    complete.add_argument("prompt", nargs="?", default=api.SEED_PROMPT, help=f"default: {api.SEED_PROMPT!r}")
-    complete.add_argument("--max-tokens", type=int, default=api.DEFAULT_COMPLETION["max_tokens"])
-    complete.add_argument("--temperature", type=float, default=api.DEFAULT_COMPLETION["temperature"])
+    complete.add_argument("prompt", nargs="?", help="default: the seed's prompt")
+    complete.add_argument("--max-tokens", type=int, help="default: the seed's")
+    complete.add_argument("--temperature", type=float, help="default: the seed's")
     chat = sub.add_parser("chat", parents=parents, help="POST /v1/chat/completions")
-    chat.add_argument("message", nargs="?", default=api.SEED_CHAT, help=f"default: {api.SEED_CHAT!r}")
+    chat.add_argument("message", nargs="?", help="default: the seed's question")
     chat.add_argument("--max-tokens", type=int, default=api.DEFAULT_CHAT["max_tokens"])
 
 
@@ -59,6 +61,16 @@ def _model(args: argparse.Namespace, client: api.Client) -> str:
     return models[0]
 
 
+def fill_seed_defaults(args: argparse.Namespace) -> argparse.Namespace:
+    """What `complete` / `chat` were not given, from the seed's requests (prompt or question, completion options)."""
+    seed = api.seed()
+    defaults = {"prompt": seed.prompt, "message": seed.chat_message, **seed.completion_options}
+    for name, value in defaults.items():
+        if getattr(args, name, "absent") is None:
+            setattr(args, name, value)
+    return args
+
+
 def cmd_models(args: argparse.Namespace, ctx: Context) -> int:
     client, where = resolve_client(args, ctx)
     models = client.models()
@@ -67,6 +79,7 @@ def cmd_models(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_complete(args: argparse.Namespace, ctx: Context) -> int:
+    fill_seed_defaults(args)
     validate_positive("--max-tokens", args.max_tokens)
     client, where = resolve_client(args, ctx)
     model = _model(args, client)
@@ -88,6 +101,7 @@ def cmd_complete(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_chat(args: argparse.Namespace, ctx: Context) -> int:
+    fill_seed_defaults(args)
     validate_positive("--max-tokens", args.max_tokens)
     client, where = resolve_client(args, ctx)
     model = _model(args, client)

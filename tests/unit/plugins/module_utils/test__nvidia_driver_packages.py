@@ -12,6 +12,7 @@ from ansible_collections.oci_gpu.vllm.plugins.module_utils._nvidia_driver_packag
     PackagesError,
     classify,
     parse_policy,
+    pending,
     resolve,
     source_of,
     target_kernels,
@@ -293,3 +294,35 @@ def test_kernel_packages_and_signatures_have_their_own_branch_rule():
         True,
         "precompiled",
     ) == {"own": ["linux-modules-nvidia-580-server-open-5.15.0-125-generic"], "purge": []}
+
+
+def test_pending_is_what_dpkg_lacks_at_the_exact_version():
+    asked = []
+
+    def run(argv):
+        asked.append(argv)
+        # dpkg-query's answer: held and installed count; a removed-but-configured (rc) or half-configured (iF) one
+        # does not; an unknown name is simply absent (dpkg-query exits 1 then).
+        return (
+            1,
+            (
+                "hi \tnvidia-utils-595-server\t595.112.07-0ubuntu0.24.04.1\n"
+                "ii \tlibnvidia-compute-595-server\t595.100.01-0ubuntu0.24.04.1\n"
+                "rc \tnvidia-kernel-common-595-server\t595.112.07-0ubuntu0.24.04.1\n"
+                "iF \tnvidia-firmware-595-server-595.112.07\t595.112.07-0ubuntu0.24.04.1\n"
+            ),
+            "dpkg-query: no packages found matching nvidia-fabricmanager-595\n",
+        )
+
+    specs = [
+        "nvidia-utils-595-server=595.112.07-0ubuntu0.24.04.1",
+        "libnvidia-compute-595-server=595.112.07-0ubuntu0.24.04.1",
+        "nvidia-kernel-common-595-server=595.112.07-0ubuntu0.24.04.1",
+        "nvidia-firmware-595-server-595.112.07=595.112.07-0ubuntu0.24.04.1",
+        "nvidia-fabricmanager-595=595.112.07-0ubuntu0.24.04.1",
+    ]
+    assert pending(run, specs) == specs[1:]
+    assert asked == [["dpkg-query", "-W", "-f=${db:Status-Abbrev}\t${Package}\t${Version}\n",
+                      *(s.split("=")[0] for s in specs)]]  # fmt: skip
+    assert pending(run, specs[:1]) == []
+    assert pending(run, []) == [] and len(asked) == 2

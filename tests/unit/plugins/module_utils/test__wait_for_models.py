@@ -5,12 +5,10 @@
 from __future__ import annotations
 
 import json
-import struct
 import threading
 import time
 
 import pytest
-from ansible_collections.oci_gpu.vllm.plugins.module_utils._docker_engine import DockerEngine, demultiplex_log_stream
 from ansible_collections.oci_gpu.vllm.plugins.module_utils._wait_for_models import (
     ContainerFailed,
     DeepCheckFailed,
@@ -370,21 +368,3 @@ def test_healthy_container_and_server_succeed_and_failures_carry_the_log_tail():
         with pytest.raises(WaitTimedOut) as err:
             wait_for_models(**fast(server.url, timeout=1), container="vllm", docker_socket=engine.socket_path)
         assert err.value.result["log_tail"] == ["Loading weights"]
-
-
-def test_demultiplex_handles_both_streams_and_falls_back_to_raw():
-    framed = struct.pack(">BxxxI", 1, 4) + b"out\n" + struct.pack(">BxxxI", 2, 4) + b"err\n"
-    assert demultiplex_log_stream(framed) == "out\nerr\n"
-    assert demultiplex_log_stream(b"plain text, no frames\n") == "plain text, no frames\n"
-    assert demultiplex_log_stream(b"") == ""
-
-
-def test_docker_client_passes_tail_to_the_engine():
-    with FakeDockerEngine() as engine:
-        container = engine.add("c")
-        for i in range(10):
-            container.log("l%d" % i, stream=1 + i % 2)
-        text = DockerEngine(engine.socket_path).log_tail("c", 3)
-        state = DockerEngine(engine.socket_path).inspect("c")
-    assert text == "l7\nl8\nl9\n"
-    assert state.running and state.restart_count == 0 and not state.tty

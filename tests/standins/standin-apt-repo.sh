@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build the NVIDIA STAND-IN apt repository used by the tests (no real NVIDIA software is involved).
-#   scripts/standin-apt-repo.sh OUTDIR
+#   tests/standins/standin-apt-repo.sh OUTDIR
 # Every dpkg-deb tree under tests/standins/packages/<dir>/ becomes a .deb in the flat repository OUTDIR
 # (Packages, Packages.gz, Release, InRelease, Release.gpg), signed with a throwaway key that is generated on the
 # first build and exported as OUTDIR/standin-archive-keyring.gpg (binary; .asc: the same key ASCII-armored).  Use it as:
@@ -10,7 +10,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-src=${STANDIN_PACKAGES_DIR:-$here/../tests/standins/packages}
+src=${STANDIN_PACKAGES_DIR:-$here/packages}
 out=${1:?usage: $0 OUTDIR}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
@@ -142,7 +142,7 @@ hash_section() { # $1 = field name, $2 = hashing tool
   echo "Label: NVIDIA STAND-IN packages (tests only)"
   echo "Date: $(LC_ALL=C date -u '+%a, %d %b %Y %H:%M:%S UTC')"
   echo "Architectures: all amd64 arm64"
-  echo "Description: STAND-IN for NVIDIA's CUDA repository, built by scripts/standin-apt-repo.sh"
+  echo "Description: STAND-IN for NVIDIA's CUDA repository, built by tests/standins/standin-apt-repo.sh"
   hash_section MD5Sum md5sum
   hash_section SHA1 sha1sum
   hash_section SHA256 sha256sum

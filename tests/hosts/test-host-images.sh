@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Build the systemd test-host images Molecule uses, from debootstrap rootfs + `docker import` (no registry here).
-#   scripts/test-host-images.sh [jammy] [noble] [bookworm]     (default: jammy noble)
+#   tests/hosts/test-host-images.sh [jammy] [noble] [bookworm]     (default: jammy noble)
 # The Ubuntu images look like OCI's Canonical Ubuntu platform images as far as a container can (sshd, user ubuntu,
-# OCI's host firewall, apt-daily/unattended-upgrades, the linux-oracle meta packages): scripts/test-host-files/ holds
-# what goes in and its README.md says what is like OCI, what is not, and how to run a container from them.
+# OCI's host firewall, apt-daily/unattended-upgrades, the linux-oracle meta packages): tests/hosts/test-host-files/
+# holds what goes in and its README.md says what is like OCI, what is not, and how to run a container from them.
 # bookworm stays a plain systemd host. Idempotent and fast on re-run: an image is rebuilt only when its recipe (this
 # script and every file it copies in) changed (label oci-vllm.recipe).
 #   OCI_VLLM_TEST_KERNEL=0   build the Ubuntu images without the linux-oracle meta packages (about 35 s and 300 MB less)
@@ -22,7 +22,7 @@ debian_mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 host_ca_bundle=${HOST_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
 packages=systemd,systemd-sysv,dbus,python3,python3-apt,ca-certificates,sudo,gnupg,curl,iproute2,procps,kmod
 
-"$here/docker-engine.sh"
+"$here/../../scripts/docker-engine.sh"
 command -v debootstrap >/dev/null || { apt-get update -qq && apt-get install -y -qq debootstrap >/dev/null; }
 
 image_for() {
@@ -48,6 +48,33 @@ ubuntu_keyring() {
     rm -rf "$tmp"
   fi
   echo "$keyring"
+}
+
+# Test harness, not OCI: apt asks this helper which proxy to use for each URI. For the image's own archive it names the
+# machine's apt cache (scripts/apt-cache.sh, port 3142 on the container's default gateway) while that answers, else
+# DIRECT; every other source (the role's, the stand-ins') always goes direct. See test-host-files/README.md.
+apt_cache_helper() {
+  local suite=$1 rootfs=$2 mirror helper=/usr/local/lib/oci-vllm-test/apt-cache-proxy
+  case "$suite" in bookworm) mirror=$debian_mirror ;; *) mirror=$ubuntu_mirror ;; esac
+  mirror=${mirror#http://}
+  mirror=${mirror%%/*}
+  mkdir -p "$rootfs${helper%/*}"
+  sed "s|@MIRROR@|$mirror|g" >"$rootfs$helper" <<'HELPER'
+#!/bin/sh
+# Test harness (tests/hosts/test-host-images.sh): the test machine's apt cache for @MIRROR@, if it answers.
+case "$1" in
+  http://@MIRROR@/* | http://@MIRROR@) ;;
+  *) echo DIRECT; exit 0 ;;
+esac
+gateway=$(ip -4 route show default 2>/dev/null | awk '{ print $3; exit }')
+if [ -n "$gateway" ] && timeout 1 bash -c "exec 3<>/dev/tcp/$gateway/3142" 2>/dev/null; then
+  echo "http://$gateway:3142"
+else
+  echo DIRECT
+fi
+HELPER
+  chmod 0755 "$rootfs$helper"
+  printf 'Acquire::http::Proxy-Auto-Detect "%s";\n' "$helper" >"$rootfs/etc/apt/apt.conf.d/01oci-vllm-test-apt-cache"
 }
 
 build() {
@@ -89,6 +116,7 @@ build() {
       ;;
   esac
   # HTTPS may pass a TLS-intercepting proxy: trust what the host trusts, also after update-ca-certificates runs.
+  apt_cache_helper "$suite" "$rootfs"
   cp "$host_ca_bundle" "$rootfs/usr/local/share/ca-certificates/oci-vllm-host-bundle.crt"
   cp "$host_ca_bundle" "$rootfs/etc/ssl/certs/ca-certificates.crt"
   # Units that have nothing to do in a container and only slow boot or fail.

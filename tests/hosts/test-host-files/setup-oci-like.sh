@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs INSIDE the build of a test-host image (a `docker build` RUN step of scripts/test-host-images.sh, on a
+# Runs INSIDE the build of a test-host image (a `docker build` RUN step of tests/hosts/test-host-images.sh, on a
 # debootstrap rootfs): makes it look like OCI's Canonical Ubuntu platform image as far as a container can.
 # What is like OCI and what is not: README.md next to this file.
 #   OCI_VLLM_TEST_KERNEL=1|0   install the linux-oracle flavour's meta packages (default 1)
@@ -34,7 +34,7 @@ useradd --create-home --uid 1000 --user-group --shell /bin/bash --comment Ubuntu
   --groups adm,cdrom,dip,lxd,sudo ubuntu
 install -d -m 0700 -o ubuntu -g ubuntu /home/ubuntu/.ssh
 cat >/etc/sudoers.d/90-cloud-init-users <<'EOF'
-# Created by cloud-init on OCI; written here at image build by scripts/test-host-files/setup-oci-like.sh
+# Created by cloud-init on OCI; written here at image build by tests/hosts/test-host-files/setup-oci-like.sh
 
 # User rules for ubuntu
 ubuntu ALL=(ALL) NOPASSWD:ALL
@@ -85,7 +85,7 @@ EOF
 # calendar times, or soon after boot when missed; here they fire 5 s and 10 s after boot so a test meets the locks.
 for timer in apt-daily:5s apt-daily-upgrade:10s; do
   mkdir -p "/etc/systemd/system/${timer%%:*}.timer.d"
-  printf '%s\n' '# Test acceleration (scripts/test-host-files/README.md): fire soon after boot.' '[Timer]' \
+  printf '%s\n' '# Test acceleration (tests/hosts/test-host-files/README.md): fire soon after boot.' '[Timer]' \
     "OnBootSec=${timer#*:}" 'RandomizedDelaySec=0' 'AccuracySec=1s' \
     >"/etc/systemd/system/${timer%%:*}.timer.d/oci-vllm-test-acceleration.conf"
   systemctl enable "${timer%%:*}.timer"
