@@ -70,7 +70,7 @@ units: venv collection-copy ## ansible-test units
 
 .PHONY: pytest
 pytest: venv images vllm-image ## pytest suite (tests/functional) but the story
-	$(BIN)/pytest -ra -m "not story"
+	$(BIN)/pytest -ra --durations=15 -m "not story"
 
 .PHONY: story
 story: venv images vllm-image ## the user's real path: site.yml -l a10 over SSH as ubuntu on OCI-like hosts (tests/functional/test_story.py)

@@ -22,11 +22,10 @@ from datetime import datetime
 from functools import partial
 from typing import Any, Callable, Dict, List, NamedTuple, Sequence, Set, Tuple
 
-from ._oci_gpu_clients import Api, SdkClients, describe_error, gather, wire
+from ._oci_gpu_clients import Api, describe_error, gather
 from ._oci_gpu_hosts import Filters, instance_selected
 
-# SdkClients and wire: importable from here too, as before the clients moved to _oci_gpu_clients.py.
-__all__ = ["FetchError", "FetchOptions", "FetchResult", "SdkClients", "describe_error", "fetch_inventory", "wire"]
+__all__ = ["FetchError", "FetchOptions", "FetchResult", "fetch_inventory"]
 
 ROOT_COMPARTMENT_NAME = "root"
 
@@ -66,6 +65,8 @@ def _iso_time(value: Any) -> Any:
 
 def _primary_first(attachments: List[Any]) -> List[Any]:
     # The primary VNIC is attached at launch, before any secondary VNIC.
+    if len(attachments) < 2:  # most instances have one VNIC: nothing to sort
+        return attachments
     return sorted(attachments, key=lambda a: (str(getattr(a, "time_created", "") or ""), a.nic_index or 0))
 
 
@@ -348,15 +349,19 @@ def _record(
         "private_ips": [],
         "public_ips": [],
     }
+    private_ips, public_ips = record["private_ips"], record["public_ips"]
     for att in _primary_first(atts):
-        ips = sorted(private_by_vnic.get(att.vnic_id, []), key=lambda p: not p.is_primary)
+        vnic_id = att.vnic_id
+        ips = private_by_vnic.get(vnic_id, [])
+        if len(ips) > 1:
+            ips = sorted(ips, key=lambda p: not p.is_primary)
         for ip in ips:
-            record["private_ips"].append(ip.ip_address)
+            private_ips.append(ip.ip_address)
             public = public_by_private_id.get(ip.id)
             if public:
-                record["public_ips"].append(public)
+                public_ips.append(public)
         if record["vnic_id"] is None:
-            record["vnic_id"], record["subnet_id"] = att.vnic_id, att.subnet_id
+            record["vnic_id"], record["subnet_id"] = vnic_id, att.subnet_id
             if ips:
                 record["private_ip"] = ips[0].ip_address
                 record["hostname_label"] = ips[0].hostname_label

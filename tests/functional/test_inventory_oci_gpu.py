@@ -387,7 +387,7 @@ def test_missing_config_file_is_named(emu, tmp_path):
 # --- one TLS context per CA bundle (plugins/plugin_utils/_oci_tls.py) ------------------------------------------------
 def sdk_clients(emu):
     ensure_collection_loader()
-    from ansible_collections.oci_gpu.vllm.plugins.plugin_utils._oci_gpu_fetch import SdkClients
+    from ansible_collections.oci_gpu.vllm.plugins.plugin_utils._oci_gpu_clients import SdkClients
 
     return SdkClients(config_file=emu.env["OCI_CONFIG_FILE"])
 
@@ -433,3 +433,49 @@ def test_shared_context_still_verifies_the_server(emu, monkeypatch, tmp_path):
     # 3. The right CA and name through the same session: accepted.
     url = "https://iaas.%s.%s/_emulator/stats" % (emu.regions[0], DOMAIN)
     assert session.get(url, verify=emu.env["REQUESTS_CA_BUNDLE"], timeout=5).status_code == 200
+
+
+# --- SDK client classes without the SDK's model modules (plugins/plugin_utils/_oci_gpu_clients.py) --------------------
+LEAN_CHECK = """
+import sys
+from ansible.plugins.loader import init_plugin_loader
+init_plugin_loader([sys.argv[1]])
+from ansible_collections.oci_gpu.vllm.plugins.plugin_utils._oci_gpu_clients import client_class
+lean = {n: client_class(p, m, n) for p, m, n in (("core", "compute_client", "ComputeClient"),
+        ("core", "virtual_network_client", "VirtualNetworkClient"), ("identity", "identity_client", "IdentityClient"))}
+print(sorted(m for m in sys.modules if m.startswith(("oci.core", "oci.identity"))))
+import oci.core, oci.identity
+sdk = {"ComputeClient": oci.core.ComputeClient, "VirtualNetworkClient": oci.core.VirtualNetworkClient,
+       "IdentityClient": oci.identity.IdentityClient}
+print(all(lean[n] is not sdk[n] and set(vars(lean[n])) == set(vars(sdk[n])) for n in sdk))
+"""
+
+
+def test_client_classes_load_without_the_model_modules(emu, calls):
+    proc = subprocess.run(
+        [sys.executable, "-c", LEAN_CHECK, str(ROOT / ".collections")],
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["[]", "True"]  # neither oci.core nor oci.identity imported; same methods
+    # and they make real, signed calls (every fetch of this file goes through them too)
+    ensure_collection_loader()
+    from ansible_collections.oci_gpu.vllm.plugins.plugin_utils._oci_gpu_fetch import FetchOptions, fetch_inventory
+
+    clients = sdk_clients(emu)
+    assert type(clients.compute(emu.regions[0])).__module__.startswith("_oci_gpu_vllm_lean_sdk_core.")
+    assert fetch_inventory(clients, FetchOptions(regions=("all",))).records
+
+
+def test_client_class_falls_back_to_the_sdk_import(monkeypatch):
+    ensure_collection_loader()
+    from ansible_collections.oci_gpu.vllm.plugins.plugin_utils import _oci_gpu_clients
+
+    def layout_changed(*args):
+        raise ImportError("cannot import name 'other' from '_oci_gpu_vllm_lean_sdk_core.models'")
+
+    monkeypatch.setattr(_oci_gpu_clients, "_lean_client_class", layout_changed)
+    monkeypatch.setattr(_oci_gpu_clients, "_client_classes", {})
+    import oci.core
+
+    assert _oci_gpu_clients.client_class("core", "compute_client", "ComputeClient") is oci.core.ComputeClient

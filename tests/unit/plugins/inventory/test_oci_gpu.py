@@ -63,3 +63,62 @@ def test_bad_hostnames_option_names_the_value(tmp_path, fake):
 def test_bad_defined_tags_option_is_explained(tmp_path, fake):
     with pytest.raises(AnsibleParserError, match="defined_tags must map namespace"):
         parse(tmp_path, fake, "plugin: oci_gpu.vllm.oci_gpu\ndefined_tags: {Ops: prod}\n")
+
+
+def test_by_default_every_variable_is_set(tmp_path, fake):
+    from ansible_collections.oci_gpu.vllm.plugins.plugin_utils._oci_gpu_hosts import PUBLISHED_VARS
+
+    _plugin, inventory = parse(tmp_path, fake)
+    for host in inventory.hosts.values():
+        shape_group = next(g for g in host.groups if g.name.startswith("shape_"))
+        assert set(host.vars) | set(shape_group.vars) >= set(PUBLISHED_VARS)
+
+
+def test_variables_option_sets_only_the_named_ones_and_compose_sees_all(tmp_path, fake):
+    _plugin, inventory = parse(
+        tmp_path,
+        fake,
+        "plugin: oci_gpu.vllm.oci_gpu\nvariables: [ansible_host, gpu_count]\n"
+        "compose: {name_from_oci: oci_display_name, tp: gpu_count}\n"
+        "keyed_groups: [{key: oci_shape, prefix: by}]\n",
+    )
+    host = inventory.get_host("10.0.0.2")
+    own = {k for k in host.vars if k not in ("inventory_file", "inventory_dir")}
+    assert own == {"ansible_host", "name_from_oci", "tp"}
+    assert host.vars["name_from_oci"] == "h2" and host.vars["tp"] == 4  # compose saw variables left out
+    assert inventory.groups["shape_BM_GPU_A10_4"].vars == {"gpu_count": 4}
+    assert "by_BM_GPU_A10_4" in {g.name for g in host.groups}
+
+
+def test_unknown_variables_are_named(tmp_path, fake):
+    with pytest.raises(AnsibleParserError, match=r"unknown variables oci_ips, gpu; allowed: ansible_host, oci_id"):
+        parse(tmp_path, fake, "plugin: oci_gpu.vllm.oci_gpu\nvariables: [ansible_host, oci_ips, gpu]\n")
+
+
+def test_parse_pauses_the_cycle_collector_and_restores_it(tmp_path, fake, monkeypatch):
+    import gc
+
+    from ansible_collections.oci_gpu.vllm.plugins.plugin_utils import _oci_gpu_hosts
+
+    seen = []
+    real_plan = _oci_gpu_hosts.plan_inventory
+
+    def plan(*args):
+        seen.append(gc.isenabled())
+        return real_plan(*args)
+
+    monkeypatch.setattr("ansible_collections.oci_gpu.vllm.plugins.inventory.oci_gpu.plan_inventory", plan)
+    assert gc.isenabled()
+    parse(tmp_path, fake)
+    assert seen == [False] and gc.isenabled()
+    fake.denied = {fake.tenancy, "c1"}  # nothing can be listed: parse fails inside, the collector is still restored
+    with pytest.raises(AnsibleParserError, match="no compartment could be listed"):
+        parse(tmp_path, fake)
+    assert gc.isenabled()
+    fake.denied = set()
+    gc.disable()  # whoever had it off keeps it off
+    try:
+        parse(tmp_path, fake)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
