@@ -35,7 +35,7 @@ venv: $(VENV)/.installed ## virtualenv with pinned tools, plus community.docker 
 .PHONY: images
 images: ## Docker engine and the test hosts' apt cache running, OCI-like systemd test-host images built, the test SSH key made
 	scripts/docker-engine.sh
-	scripts/apt-cache.sh
+	scripts/apt-cache.sh || echo "apt cache not running: the test hosts fetch from the archive directly"
 	tests/hosts/test-host-images.sh jammy noble
 	scripts/test-ssh-key.sh >/dev/null
 

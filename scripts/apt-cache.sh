@@ -26,6 +26,7 @@ fi
 if ! command -v apt-cacher-ng >/dev/null 2>&1; then
   echo "apt-cache: installing apt-cacher-ng from the distribution archive"
   # Its maintainer scripts start no daemon on a machine without systemd; ours below has a configuration of its own.
+  apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq apt-cacher-ng >/dev/null
 fi
 gateway=$(docker network inspect bridge -f '{{ (index .IPAM.Config 0).Gateway }}')

@@ -15,6 +15,8 @@ declare -A wanted=(
   # A real registry for the tests (tests/functional/local_registry.py) and its bcrypt htpasswd file.
   [docker-registry]=docker-registry
   [htpasswd]=apache2-utils
+  # The test hosts' apt cache (scripts/apt-cache.sh).
+  [apt-cacher-ng]=apt-cacher-ng
 )
 missing=()
 for cmd in "${!wanted[@]}"; do
