@@ -29,6 +29,10 @@ if ! command -v apt-cacher-ng >/dev/null 2>&1; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq apt-cacher-ng >/dev/null
 fi
+# Where systemd runs, the package's own service listens on every interface: ours (below) replaces it.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-system-running >/dev/null 2>&1; then
+  systemctl disable --now apt-cacher-ng >/dev/null 2>&1 || true
+fi
 gateway=$(docker network inspect bridge -f '{{ (index .IPAM.Config 0).Gateway }}')
 mkdir -p "$dir/conf" "$dir/cache" "$dir/log" "$dir/run"
 # No Remap-* lines: each archive host keeps its own cache tree and is fetched from itself.
@@ -43,10 +47,15 @@ SocketPath: $dir/run/socket
 ForeGround: 0
 ReportPage: acng-report.html
 EOF
-running && kill "$(cat "$pidfile")" && sleep 1
+if running; then
+  old=$(cat "$pidfile")
+  kill "$old"
+  for _ in $(seq 20); do kill -0 "$old" 2>/dev/null || break; sleep 0.25; done
+fi
 apt-cacher-ng -c "$dir/conf"
 for _ in $(seq 20); do
-  curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$port/acng-report.html" && exit 0
+  # Ours (the pidfile's process), not some other apt-cacher-ng on the port.
+  running && curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$port/acng-report.html" && exit 0
   sleep 0.5
 done
 echo "apt-cache: apt-cacher-ng did not answer on 127.0.0.1:$port; last log lines:" >&2

@@ -230,16 +230,18 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         user_cache = self.get_option("cache")
         records = None
         update_cache = user_cache and not cache
-        with _without_cycle_collection():
-            if user_cache and cache:
-                try:
+        if user_cache and cache:
+            try:
+                with _without_cycle_collection():
                     records = self._cache[cache_key]
-                except KeyError:
-                    update_cache = True
-            if records is None:
-                records = self._fetch(options)
-            if update_cache:
-                self._cache[cache_key] = records
+            except KeyError:
+                update_cache = True
+        if records is None:
+            # Not paused here: the fetch's threads, retries and back-off can run for minutes.
+            records = self._fetch(options)
+        if update_cache:
+            self._cache[cache_key] = records
+        with _without_cycle_collection():
             self._populate(records)
 
     def _fetch_options(self):

@@ -10,6 +10,7 @@ from typing import Any
 from .. import api
 from ..errors import BadInput, ExitCode, OciVllmError
 from ..output import emit
+from ..project import Project
 from ..secrets import load_secrets, read_secret_file
 from ..validation import validate_positive
 from . import Context
@@ -61,13 +62,15 @@ def _model(args: argparse.Namespace, client: api.Client) -> str:
     return models[0]
 
 
-def fill_seed_defaults(args: argparse.Namespace) -> argparse.Namespace:
-    """What `complete` / `chat` were not given, from the seed's requests (prompt or question, completion options)."""
-    seed = api.seed()
-    defaults = {"prompt": seed.prompt, "message": seed.chat_message, **seed.completion_options}
-    for name, value in defaults.items():
-        if getattr(args, name, "absent") is None:
-            setattr(args, name, value)
+def fill_seed_defaults(args: argparse.Namespace, project: Project | None = None) -> argparse.Namespace:
+    """What `complete` / `chat` were not given, from the seed's requests in `project`'s collection (prompt or
+    question, completion options); the file is read only when something is missing."""
+    names = [n for n in ("prompt", "message", "max_tokens", "temperature") if getattr(args, n, "absent") is None]
+    if names:
+        seed = api.seed(project)
+        defaults = {"prompt": seed.prompt, "message": seed.chat_message, **seed.completion_options}
+        for name in names:
+            setattr(args, name, defaults[name])
     return args
 
 
@@ -79,7 +82,7 @@ def cmd_models(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_complete(args: argparse.Namespace, ctx: Context) -> int:
-    fill_seed_defaults(args)
+    fill_seed_defaults(args, ctx.project)
     validate_positive("--max-tokens", args.max_tokens)
     client, where = resolve_client(args, ctx)
     model = _model(args, client)
@@ -101,7 +104,7 @@ def cmd_complete(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_chat(args: argparse.Namespace, ctx: Context) -> int:
-    fill_seed_defaults(args)
+    fill_seed_defaults(args, ctx.project)
     validate_positive("--max-tokens", args.max_tokens)
     client, where = resolve_client(args, ctx)
     model = _model(args, client)

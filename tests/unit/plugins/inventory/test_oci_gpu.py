@@ -102,16 +102,24 @@ def test_parse_pauses_the_cycle_collector_and_restores_it(tmp_path, fake, monkey
 
     seen = []
     real_plan = _oci_gpu_hosts.plan_inventory
+    fail = []
 
     def plan(*args):
         seen.append(gc.isenabled())
+        if fail:
+            raise AnsibleParserError("planning failed")
         return real_plan(*args)
 
     monkeypatch.setattr("ansible_collections.oci_gpu.vllm.plugins.inventory.oci_gpu.plan_inventory", plan)
     assert gc.isenabled()
     parse(tmp_path, fake)
     assert seen == [False] and gc.isenabled()
-    fake.denied = {fake.tenancy, "c1"}  # nothing can be listed: parse fails inside, the collector is still restored
+    fail.append(True)  # populating fails inside the pause: the collector is still restored
+    with pytest.raises(AnsibleParserError, match="planning failed"):
+        parse(tmp_path, fake)
+    assert seen == [False, False] and gc.isenabled()
+    fail.clear()
+    fake.denied = {fake.tenancy, "c1"}  # the fetch fails (it runs with the collector on)
     with pytest.raises(AnsibleParserError, match="no compartment could be listed"):
         parse(tmp_path, fake)
     assert gc.isenabled()
