@@ -55,10 +55,8 @@ def transitional_to(branch):
 
 def downloads(uri):
     """The mirror answers a HEAD for it (one retry: a reset or a busy answer is not a missing file)."""
-    for _ in range(2):
-        if sh("curl", "-fsSI", "--max-time", "30", "-o", "/dev/null", uri, check=False).returncode == 0:
-            return True
-    return False
+    head = ("curl", "-fsSI", "--max-time", "30", "-o", "/dev/null", uri)
+    return any(sh(*head, check=False).returncode == 0 for attempt in range(2))
 
 
 # At most 8 HEAD requests in flight to the mirror, whichever branch asks.

@@ -457,16 +457,17 @@ class _BaseHandler(BaseHTTPRequestHandler):
             if cut is not None and sent + len(chunk) > cut:
                 chunk = chunk[: cut - sent]
                 self.emulator.link.wait(len(chunk))
-                self.wfile.write(chunk)
                 self.emulator.add_body_bytes(path, len(chunk))
+                self.wfile.write(chunk)
                 self.wfile.flush()
                 self.close_connection = True
                 self.connection.shutdown(socket.SHUT_RDWR)
                 return
             self.emulator.link.wait(len(chunk))
+            # Counted before the write: a client that has read the last byte may already check the counters.
+            self.emulator.add_body_bytes(path, len(chunk))
             self.wfile.write(chunk)
             sent += len(chunk)
-            self.emulator.add_body_bytes(path, len(chunk))
 
     def _injected_failure(self) -> bool:
         status = self.emulator.take_failure()

@@ -323,6 +323,6 @@ def test_pending_is_what_dpkg_lacks_at_the_exact_version():
     ]
     assert pending(run, specs) == specs[1:]
     assert asked == [["dpkg-query", "-W", "-f=${db:Status-Abbrev}\t${Package}\t${Version}\n",
-                      *(s.split("=")[0] for s in specs)]]  # fmt: skip
+                      *(s.partition("=")[0] for s in specs)]]  # fmt: skip
     assert pending(run, specs[:1]) == []
     assert pending(run, []) == [] and len(asked) == 2
